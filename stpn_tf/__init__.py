@@ -1,0 +1,1 @@
+"""stpn_tf: weakly-supervised temporal action localization (STPN and successors) in TensorFlow."""
