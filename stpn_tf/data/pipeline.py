@@ -1,0 +1,137 @@
+"""tf.data input pipelines that stream TFRecord shards (never the whole dataset in memory).
+
+Training batch (dict):  <stream> [B, N, D] float32 for each requested stream, mask [B, N] float32 (1 = real
+segment, 0 = padding), labels [B, C] float32 multi-hot, video_id [B] string.
+Evaluation batch: the same over all segments of each video (N = longest video of the batch), plus duration [B],
+num_segments [B], segments [B, S, 2] and segment_labels [B, S] (padded with -1).
+"""
+
+import random
+from typing import Optional, Sequence
+
+import gin
+import tensorflow as tf
+
+from stpn_tf.data import sampling
+from stpn_tf.data import schema
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def _records(data_dir: str, split: str, *, shuffle_files: bool, seed: int, input_context, deterministic: bool,
+             cycle_length: int = 4):
+  """(filename, serialized record) pairs from a split's shards, sharded across input pipelines."""
+  manifest = schema.read_manifest(data_dir)
+  paths = manifest.shard_paths(data_dir, split)
+  if not paths:
+    raise schema.DataFormatError(f"{data_dir}: split {split!r} has no shards (no videos)")
+  files = tf.data.Dataset.from_tensor_slices(paths)
+  record_shard = None
+  if input_context is not None and input_context.num_input_pipelines > 1:
+    # Each worker reads its own share: whole files when there are enough of them, else every k-th record.
+    if len(paths) >= input_context.num_input_pipelines:
+      files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    else:
+      record_shard = (input_context.num_input_pipelines, input_context.input_pipeline_id)
+  if shuffle_files:
+    files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+  records = files.interleave(
+      lambda f: tf.data.TFRecordDataset(f).map(lambda r: (f, r)),
+      cycle_length=min(cycle_length, len(paths)), num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+  if record_shard is not None:
+    records = records.shard(*record_shard)
+  return manifest, records
+
+
+@gin.configurable(denylist=["data_dir", "input_context"])
+def make_train_dataset(data_dir: str,
+                       split: str = "train",
+                       batch_size: int = 32,
+                       sampler=None,
+                       streams: Sequence[str] = schema.STREAMS,
+                       shuffle_buffer: int = 256,
+                       seed: Optional[int] = None,
+                       deterministic: bool = False,
+                       repeat: bool = True,
+                       validate: bool = True,
+                       input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
+  """Shuffled, repeated, sampled and batched training videos.
+
+  Args:
+    data_dir: dataset directory (schema.MANIFEST_NAME inside).
+    split: split name in the manifest.
+    batch_size: global batch size; with an input_context each replica gets its per-replica share.
+    sampler: a sampling strategy from stpn_tf.data.sampling (default: STPN's UniformPerturbedSampler(400)).
+    streams: which feature streams to parse; unparsed streams cost nothing.
+    shuffle_buffer: number of serialized videos held for shuffling.
+    seed: makes file order, shuffling and sampling reproducible (with deterministic=True, fully).
+    deterministic: keep element order fixed despite parallel reads.
+    repeat: repeat forever (training) or one pass.
+    validate: check every record (dimension, NaN/Inf, length, labels) and fail naming file and video.
+    input_context: from tf.distribute; each input pipeline then reads its own share of the data.
+
+  Returns:
+    A tf.data.Dataset of dicts as described in the module docstring.
+  """
+  sampler = sampler or sampling.UniformPerturbedSampler()
+  if seed is None:
+    seed = random.randrange(2**31)
+  manifest, records = _records(data_dir, split, shuffle_files=True, seed=seed, input_context=input_context,
+                               deterministic=deterministic)
+  parse = schema.parse_fn(manifest, streams, validate=validate)
+  if shuffle_buffer > 1:
+    records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+  if repeat:
+    records = records.repeat()
+  # One independent stateless seed per element keeps sampling reproducible under parallel map.
+  seeds = tf.data.Dataset.random(seed=seed).batch(2)
+  streams = tuple(streams)
+
+  def _sample(element, element_seed):
+    filename, record = element
+    video = parse(filename, record)
+    indices, mask = sampler(video["num_segments"], element_seed)
+    out = {s: tf.gather(video[s], indices) for s in streams}
+    out["mask"] = mask
+    out["labels"] = video["labels"]
+    out["video_id"] = video["video_id"]
+    return out
+
+  ds = tf.data.Dataset.zip((records, seeds)).map(_sample, num_parallel_calls=AUTOTUNE,
+                                                 deterministic=deterministic)
+  per_replica = input_context.get_per_replica_batch_size(batch_size) if input_context else batch_size
+  if sampler.output_length is None:
+    ds = ds.padded_batch(per_replica, drop_remainder=repeat)
+  else:
+    ds = ds.batch(per_replica, drop_remainder=repeat)
+  options = tf.data.Options()
+  options.deterministic = deterministic
+  return ds.with_options(options).prefetch(AUTOTUNE)
+
+
+@gin.configurable(denylist=["data_dir", "split", "input_context"])
+def make_eval_dataset(data_dir: str,
+                      split: str = "test",
+                      batch_size: int = 1,
+                      streams: Sequence[str] = schema.STREAMS,
+                      validate: bool = True,
+                      input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
+  """All segments of every video of a split, in file order, one pass; padded batches with a mask."""
+  manifest, records = _records(data_dir, split, shuffle_files=False, seed=0, input_context=input_context,
+                               deterministic=True, cycle_length=1)
+  parse = schema.parse_fn(manifest, streams, validate=validate)
+  streams = tuple(streams)
+
+  def _full(filename, record):
+    video = parse(filename, record)
+    out = {s: video[s] for s in streams}
+    out["mask"] = tf.ones([video["num_segments"]], tf.float32)
+    for key in ("labels", "video_id", "duration", "num_segments", "segments", "segment_labels"):
+      out[key] = video[key]
+    return out
+
+  ds = records.map(_full, num_parallel_calls=AUTOTUNE, deterministic=True)
+  padding = {s: 0.0 for s in streams}
+  padding.update(mask=0.0, labels=0.0, video_id="", duration=0.0, num_segments=0, segments=-1.0,
+                 segment_labels=-1)
+  return ds.padded_batch(batch_size, padding_values=padding).prefetch(AUTOTUNE)
