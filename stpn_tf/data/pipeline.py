@@ -91,7 +91,8 @@ def make_train_dataset(data_dir: str,
     filename, record = element
     video = parse(filename, record)
     indices, mask = sampler(video["num_segments"], element_seed)
-    out = {s: tf.gather(video[s], indices) for s in streams}
+    # Padded positions get zero rows, so nothing downstream can read a real segment through the padding.
+    out = {s: tf.gather(video[s], indices) * mask[:, None] for s in streams}
     out["mask"] = mask
     out["labels"] = video["labels"]
     out["video_id"] = video["video_id"]

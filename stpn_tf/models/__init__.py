@@ -1,0 +1,3 @@
+"""One module per paper. Importing this package registers every model task with gin."""
+
+from stpn_tf.models import stpn  # noqa: F401

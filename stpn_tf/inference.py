@@ -1,0 +1,154 @@
+"""Runs trained models over a split and scores them: per-video outputs, detections, mAP.
+
+The model side is TensorFlow; the post-processing and evaluation are the NumPy packages, called per video.
+"""
+
+import os
+import time
+from typing import Dict, Iterator, Optional, Tuple
+
+from absl import logging
+import gin
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from stpn_tf.data import pipeline
+from stpn_tf.data import schema
+from stpn_tf.evaluation import classification
+from stpn_tf.evaluation import detection
+from stpn_tf.evaluation import io as eval_io
+
+THUMOS14_TIOU = detection.THUMOS14_TIOU_THRESHOLDS
+# Model outputs that are per video ([B, C]); every other output has time on axis 1 ([B, T, ...]).
+VIDEO_LEVEL_OUTPUTS = ("logits", "probabilities")
+
+
+def _predict_fns(models):
+  """One compiled forward function per network, traced once for any video length."""
+  fns = {}
+  for name, model in models.items():
+    dim = model.inputs[0].shape[-1] if isinstance(model.inputs, list) else None
+    spec = {"features": tf.TensorSpec([None, None, dim], tf.float32), "mask": tf.TensorSpec([None, None])}
+
+    def fn(inputs, model=model):
+      return model(inputs, training=False)
+
+    fns[name] = tf.function(fn, input_signature=[spec]) if dim else tf.function(fn)
+  return fns
+
+
+def predict_videos(task, models, data_dir: str, split: str, batch_size: int = 8
+                   ) -> Iterator[Tuple[Dict, Dict[str, Dict[str, np.ndarray]]]]:
+  """Yields (video info, {network: {output name: array for this video only}}) for every video of a split.
+
+  Video info: video_id, labels [C] multi-hot, duration, num_segments, segments [S, 2] s, segment_labels [S].
+  """
+  fns = _predict_fns(models)
+  ds = pipeline.make_eval_dataset(data_dir, split, batch_size=batch_size, streams=task.streams)
+  for batch in ds:
+    outputs = {name: {k: v.numpy() for k, v in fns[name](task.network_inputs(name, batch)).items()}
+               for name in models}
+    lengths = batch["num_segments"].numpy()
+    for i, length in enumerate(lengths):
+      keep = batch["segment_labels"][i].numpy() >= 0
+      info = {"video_id": batch["video_id"][i].numpy().decode("utf-8"), "labels": batch["labels"][i].numpy(),
+              "duration": float(batch["duration"][i]), "num_segments": int(length),
+              "segments": batch["segments"][i].numpy()[keep], "segment_labels":
+              batch["segment_labels"][i].numpy()[keep]}
+      per_video = {}
+      for name, out in outputs.items():
+        per_video[name] = {k: v[i] if k in VIDEO_LEVEL_OUTPUTS else v[i, :length] for k, v in out.items()}
+      yield info, per_video
+
+
+def classification_metrics(task, models, data_dir: str, split: str) -> Dict[str, float]:
+  """Video-level classification mAP of the fused video-level probabilities."""
+  scores, labels = [], []
+  for info, outputs in predict_videos(task, models, data_dir, split):
+    scores.append(task.video_probabilities(outputs))
+    labels.append(info["labels"])
+  return {"classification_mAP": classification.classification_map(np.stack(scores), np.stack(labels))}
+
+
+def ground_truth_frame(infos, class_names) -> pd.DataFrame:
+  rows = [(info["video_id"], class_names[int(c)], float(s), float(e))
+          for info in infos for (s, e), c in zip(info["segments"], info["segment_labels"])]
+  return pd.DataFrame(rows, columns=["video_id", "label", "t_start", "t_end"])
+
+
+def predictions_frame(detections_by_video, class_names) -> pd.DataFrame:
+  rows = [(vid, class_names[int(c)], float(s), float(e), float(p))
+          for vid, d in detections_by_video.items()
+          for s, e, c, p in zip(d.start_s, d.end_s, d.class_index, d.score)]
+  return pd.DataFrame(rows, columns=["video_id", "label", "t_start", "t_end", "score"])
+
+
+def format_table(tiou_thresholds, maps, extra: Optional[Dict[str, float]] = None) -> str:
+  """The THUMOS14-style table: mAP (%) at each IoU and the averages."""
+  head = " | ".join(f"{t:.2f}".rstrip("0").rstrip(".") if t < 1 else f"{t}" for t in tiou_thresholds)
+  vals = " | ".join(f"{100 * m:.2f}" for m in maps)
+  lines = [f"| IoU | {head} |", "|---" * (len(maps) + 1) + "|", f"| mAP (%) | {vals} |"]
+  for key, value in (extra or {}).items():
+    lines.append(f"{key}: {100 * value:.2f}")
+  return "\n".join(lines)
+
+
+def evaluate_split(task, models, data_dir: str, split: str = "test", model_dir: Optional[str] = None,
+                   predictions_out: Optional[str] = None, tiou_thresholds=THUMOS14_TIOU) -> Dict:
+  """Localizes every video of a split, writes the detections (ActivityNet JSON) and scores them.
+
+  Returns a dict with the detection mAP per IoU, its averages and the video-level classification mAP; also
+  writes them to model_dir/eval_<split>.json when model_dir is given.
+  """
+  manifest = schema.read_manifest(data_dir)
+  start = time.time()
+  infos, detections, scores, labels = [], {}, [], []
+  for info, outputs in predict_videos(task, models, data_dir, split):
+    infos.append(info)
+    detections[info["video_id"]] = task.detect(outputs, manifest.feature_rate)
+    scores.append(task.video_probabilities(outputs))
+    labels.append(info["labels"])
+  gt = ground_truth_frame(infos, manifest.class_names)
+  preds = predictions_frame(detections, manifest.class_names)
+  result = detection.evaluate_frames(gt, preds, tiou_thresholds)
+  result["classification_mAP"] = classification.classification_map(np.stack(scores), np.stack(labels))
+  result["num_videos"] = len(infos)
+  predictions_out = predictions_out or (os.path.join(model_dir, f"predictions_{split}.json") if model_dir else None)
+  if predictions_out:
+    eval_io.write_predictions_json(predictions_out, detections, class_names=manifest.class_names)
+  if model_dir:
+    eval_io.write_json_atomic(os.path.join(model_dir, f"eval_{split}.json"), result, indent=1)
+  averages = {k: v for k, v in result.items() if k.startswith("average_mAP")}
+  averages["video-level classification mAP"] = result["classification_mAP"]
+  table = format_table(result["tiou_thresholds"], result["mAP"], averages)
+  logging.info("Localization on %s (%d videos, %d ground-truth instances, %d detections, %.1f s):\n%s", split,
+               len(infos), len(gt), len(preds), time.time() - start, table)
+  print(table, flush=True)
+  return result
+
+
+def restore_models(model_dir: str, data_dir: str):
+  """Rebuilds the task of a training run from model_dir/config.gin and restores its last checkpoint."""
+  from stpn_tf import config  # registers configurables
+  from stpn_tf.training import trainer
+  ckpt = tf.train.latest_checkpoint(model_dir)
+  if not ckpt:
+    raise trainer.ModelDirError(f"{model_dir} holds no checkpoint to evaluate")
+  gin.clear_config()
+  config.parse_gin([os.path.join(model_dir, "config.gin")], [])
+  task = gin.query_parameter("train_eval.task").scoped_configurable_fn()
+  manifest = schema.read_manifest(data_dir)
+  models = task.build_models(manifest.num_classes, manifest.feature_dims)
+  objects = {f"{name}_model": model for name, model in models.items()}
+  tf.train.Checkpoint(**objects).restore(ckpt).expect_partial().assert_existing_objects_matched()
+  return task, models
+
+
+def run_model_evaluation(model_dir: str, data_dir: Optional[str] = None,
+                         predictions_out: Optional[str] = None) -> Dict:
+  """`python -m stpn_tf.evaluate --model_dir=...`: restore, localize the test split, score."""
+  from stpn_tf import config
+  data_dir = data_dir or config.builtin_dataset()
+  task, models = restore_models(model_dir, data_dir)
+  return evaluate_split(task, models, data_dir, "test", model_dir=model_dir, predictions_out=predictions_out)

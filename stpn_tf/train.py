@@ -1,0 +1,39 @@
+r"""Trains a model and evaluates it on the test split.
+
+  python -m stpn_tf.train --gin_file=stpn.gin [--data_dir=DIR] [--model_dir=DIR] [--num_steps=N]
+
+Flags say only where and how long; every hyperparameter is a gin binding (gin_configs/*.gin, --gin_param).
+Without --data_dir the built-in synthetic THUMOS14-like dataset is used (generated on first use); without
+--model_dir runs go to $STPN_TF_CACHE/runs/<gin file name> (default ~/.cache/stpn_tf/runs/...). Rerunning the
+same command resumes from the last checkpoint.
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from stpn_tf import config
+from stpn_tf.training import distribute
+from stpn_tf.training import trainer
+
+_GIN_FILE = flags.DEFINE_multi_string("gin_file", [], "gin config files (searched in gin_configs/ too).")
+_GIN_PARAM = flags.DEFINE_multi_string("gin_param", [], "gin bindings, e.g. 'STPN.sparsity_weight = 0.0'.")
+_MODEL_DIR = flags.DEFINE_string("model_dir", None, "checkpoints, summaries and results.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "dataset directory; default: the built-in dataset.")
+_NUM_STEPS = flags.DEFINE_integer("num_steps", None, "total training steps; default from the gin config.")
+_STRATEGY = flags.DEFINE_enum("strategy", "default", distribute.STRATEGIES, "tf.distribute strategy.")
+_TPU = flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
+
+
+def main(argv):
+  del argv
+  config.parse_gin(_GIN_FILE.value, _GIN_PARAM.value)
+  strategy = distribute.get_strategy(_STRATEGY.value, _TPU.value)
+  data_dir = _DATA_DIR.value or config.builtin_dataset()
+  model_dir = _MODEL_DIR.value or config.default_model_dir(_GIN_FILE.value)
+  logging.info("data_dir %s\nmodel_dir %s", data_dir, model_dir)
+  trainer.train_eval(model_dir, data_dir, _NUM_STEPS.value, strategy)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,230 @@
+"""The training loop as a library: strategy-aware steps, checkpoints, summaries, progress and final evaluation.
+
+A *task* (e.g. stpn_tf.models.stpn.STPN) says which networks to build, what each reads from a batch, and its
+losses. Every network gets its own optimizer (STPN trains its RGB and flow networks separately, section 3.3),
+and all networks step together on the same batch in one compiled function.
+"""
+
+import json
+import os
+import time
+from typing import Dict, Optional
+
+from absl import logging
+import gin
+import keras
+import numpy as np
+import tensorflow as tf
+
+from stpn_tf.data import pipeline
+from stpn_tf.data import schema
+from stpn_tf.layers import masking
+
+RUN_INFO = "run_info.json"
+
+
+class ModelDirError(ValueError):
+  """The model directory cannot be used (not writable, or holds another model's checkpoints)."""
+
+
+def _check_model_dir(model_dir: str, run_info: Dict) -> None:
+  """Creates model_dir, checks it is writable and that it does not hold a different model's checkpoints."""
+  try:
+    tf.io.gfile.makedirs(model_dir)
+    probe = os.path.join(model_dir, ".write_probe")
+    with tf.io.gfile.GFile(probe, "w") as f:
+      f.write("ok")
+    tf.io.gfile.remove(probe)
+  except (OSError, tf.errors.OpError) as e:
+    raise ModelDirError(f"model directory {model_dir} is not writable: {e}") from e
+  path = os.path.join(model_dir, RUN_INFO)
+  if tf.io.gfile.exists(path):
+    with tf.io.gfile.GFile(path) as f:
+      existing = json.load(f)
+    if existing != run_info:
+      raise ModelDirError(
+          f"{model_dir} holds checkpoints of another model ({existing}); this run is {run_info}. "
+          "Use another --model_dir (nothing was overwritten).")
+  elif tf.train.latest_checkpoint(model_dir):
+    raise ModelDirError(f"{model_dir} holds checkpoints with no {RUN_INFO}; refusing to overwrite them")
+  else:
+    with tf.io.gfile.GFile(path, "w") as f:
+      json.dump(run_info, f, indent=1)
+
+
+@gin.configurable
+def make_optimizer(learning_rate: float = 1e-4, weight_decay: Optional[float] = None,
+                   clipnorm: Optional[float] = None) -> keras.optimizers.Optimizer:
+  """Adam (every paper implemented here uses it); learning rate from the model's gin file."""
+  return keras.optimizers.Adam(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=clipnorm)
+
+
+class Trainer:
+  """Builds models and optimizers under a strategy, and runs compiled training steps."""
+
+  def __init__(self, task, manifest: schema.Manifest, strategy: tf.distribute.Strategy,
+               global_batch_size: int, jit_compile: bool = True):
+    self.task = task
+    self.strategy = strategy
+    self.global_batch_size = global_batch_size
+    with strategy.scope():
+      self.models = task.build_models(manifest.num_classes, manifest.feature_dims)
+      self.optimizers = {name: make_optimizer() for name in self.models}
+      for name, model in self.models.items():
+        self.optimizers[name].build(model.trainable_variables)
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    self._replica_step = tf.function(self._replica_step_fn, jit_compile=jit_compile)
+    self._train_step = tf.function(self._distributed_step)
+
+  def checkpoint(self) -> tf.train.Checkpoint:
+    objects = {"step": self.step}
+    for name in self.models:
+      objects[f"{name}_model"] = self.models[name]
+      objects[f"{name}_optimizer"] = self.optimizers[name]
+    return tf.train.Checkpoint(**objects)
+
+  def _replica_step_fn(self, batch):
+    logs = {}
+    for name, model in self.models.items():
+      with tf.GradientTape() as tape:
+        outputs = model(self.task.network_inputs(name, batch), training=True)
+        losses = self.task.losses(name, outputs, batch)               # per-example [B_replica] terms
+        # Dividing by the *global* batch size (not the replica's) makes the sum of the replicas' gradients
+        # equal the gradient of the mean loss over the global batch, whatever the number of replicas.
+        loss = tf.nn.compute_average_loss(losses["total"], global_batch_size=self.global_batch_size)
+      variables = model.trainable_variables
+      grads = tape.gradient(loss, variables)
+      self.optimizers[name].apply_gradients(zip(grads, variables))
+      for key, value in losses.items():
+        logs[f"{name}/loss_{key}"] = tf.nn.compute_average_loss(value, global_batch_size=self.global_batch_size)
+      if "attention" in outputs:
+        att = outputs["attention"]
+        mask = batch["mask"]
+        logs[f"{name}/attention_mean"] = tf.nn.compute_average_loss(
+            masking.masked_mean(att, mask), global_batch_size=self.global_batch_size)
+        logs[f"{name}/attention_below_0.1"] = tf.nn.compute_average_loss(
+            masking.masked_mean(tf.cast(att < 0.1, tf.float32), mask), global_batch_size=self.global_batch_size)
+    return logs
+
+  def _distributed_step(self, iterator, num_steps):
+    logs = None
+    for _ in tf.range(num_steps):
+      per_replica = self.strategy.run(self._replica_step, args=(next(iterator),))
+      logs = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+      self.step.assign_add(1)
+    return logs
+
+  def train_steps(self, iterator, num_steps: int) -> Dict[str, float]:
+    logs = self._train_step(iterator, tf.constant(num_steps, tf.int64))
+    return {k: float(v) for k, v in logs.items()}
+
+
+def _format_eta(seconds: float) -> str:
+  seconds = int(max(seconds, 0))
+  return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+@gin.configurable(denylist=["model_dir", "data_dir", "num_steps", "strategy"])
+def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
+               strategy: Optional[tf.distribute.Strategy] = None,
+               task=gin.REQUIRED,
+               default_num_steps: int = 2000,
+               batch_size: int = 32,
+               steps_per_loop: int = 10,
+               checkpoint_every: int = 200,
+               eval_every: int = 500,
+               keep_checkpoints: int = 3,
+               jit_compile: bool = True,
+               final_evaluation: bool = True,
+               seed: int = 0) -> Dict:
+  """Trains `task` on data_dir's "train" split, checkpointing into model_dir, then evaluates on "test".
+
+  Resumes from the last checkpoint in model_dir (the step count continues). Returns the final metrics.
+
+  Args:
+    model_dir: checkpoints, summaries, the operative gin config and the evaluation results go here.
+    data_dir: a dataset directory (schema.py).
+    num_steps: total training steps (flag); None uses default_num_steps (gin).
+    strategy: a tf.distribute strategy; None = the default strategy.
+    task: the model task, e.g. @STPN().
+    default_num_steps: steps when the flag is not given.
+    batch_size: global batch size (videos per step, over all replicas).
+    steps_per_loop: steps run inside one compiled call between progress lines.
+    checkpoint_every: steps between checkpoints.
+    eval_every: steps between video-level classification evaluations (TensorBoard only; never used to choose
+      a checkpoint).
+    keep_checkpoints: checkpoints kept by the CheckpointManager.
+    jit_compile: compile the per-replica step with XLA.
+    final_evaluation: localize and score the test split at the end.
+    seed: seeds the input pipeline and TensorFlow's global generator.
+  """
+  from stpn_tf import inference  # the post-processing side imports models; kept out of module import time
+
+  strategy = strategy or tf.distribute.get_strategy()
+  num_steps = int(num_steps or default_num_steps)
+  manifest = schema.read_manifest(data_dir)
+  for stream in task.streams:
+    if stream not in manifest.feature_dims:
+      raise schema.DataFormatError(f"{data_dir}: the dataset has no {stream!r} stream; it has "
+                                   f"{sorted(manifest.feature_dims)}")
+  if manifest.splits.get("train", {}).get("num_videos", 0) == 0:
+    raise schema.DataFormatError(f"{data_dir}: the 'train' split is empty")
+  run_info = {"task": task.name, "networks": sorted(task.networks), "num_classes": manifest.num_classes,
+              "feature_dims": {s: manifest.feature_dims[s] for s in task.streams}}
+  _check_model_dir(model_dir, run_info)
+  tf.random.set_seed(seed)
+
+  trainer = Trainer(task, manifest, strategy, batch_size, jit_compile=jit_compile)
+  checkpoint = trainer.checkpoint()
+  manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=keep_checkpoints)
+  if manager.latest_checkpoint:
+    try:
+      checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+      raise ModelDirError(f"{model_dir}: checkpoint {manager.latest_checkpoint} does not match this model "
+                          f"({e}). Use another --model_dir.") from e
+    logging.info("Resumed from %s at step %d", manager.latest_checkpoint, int(trainer.step))
+  with tf.io.gfile.GFile(os.path.join(model_dir, "config.gin"), "w") as f:
+    f.write(gin.config_str())
+
+  def dataset_fn(input_context):
+    return pipeline.make_train_dataset(data_dir, batch_size=batch_size, streams=task.streams, seed=seed,
+                                       input_context=input_context)
+
+  dataset = strategy.distribute_datasets_from_function(dataset_fn)
+  iterator = iter(dataset)
+  writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+  step = int(trainer.step)
+  if step < num_steps:
+    logging.info("Training %s for %d steps (from step %d), batch %d, model_dir %s", task.name, num_steps, step,
+                 batch_size, model_dir)
+  start_time, start_step = time.time(), step
+  while step < num_steps:
+    n = min(steps_per_loop, num_steps - step, checkpoint_every - step % checkpoint_every)
+    logs = trainer.train_steps(iterator, n)
+    step = int(trainer.step)
+    with writer.as_default(step=step):
+      for key, value in logs.items():
+        tf.summary.scalar(key, value)
+    rate = (step - start_step) / max(time.time() - start_time, 1e-9)
+    total = sum(v for k, v in logs.items() if k.endswith("/loss_total"))
+    logging.info("step %d/%d  %.2f steps/s (%.1f videos/s)  loss %.4f  ETA %s", step, num_steps, rate,
+                 rate * batch_size, total, _format_eta((num_steps - step) / max(rate, 1e-9)))
+    if step % checkpoint_every == 0 or step == num_steps:
+      manager.save(checkpoint_number=step)
+      if step == checkpoint_every or start_step == 0 and step <= checkpoint_every:
+        with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"), "w") as f:
+          f.write(gin.operative_config_str())
+    if eval_every and (step % eval_every == 0 or step == num_steps) and "test" in manifest.splits:
+      metrics = inference.classification_metrics(task, trainer.models, data_dir, "test")
+      with writer.as_default(step=step):
+        tf.summary.scalar("eval/classification_mAP", metrics["classification_mAP"])
+      logging.info("step %d: video-level classification mAP on test %.4f", step, metrics["classification_mAP"])
+  writer.flush()
+  if not tf.io.gfile.exists(os.path.join(model_dir, "operative_config.gin")):
+    with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"), "w") as f:
+      f.write(gin.operative_config_str())
+  results = {"step": step}
+  if final_evaluation and "test" in manifest.splits:
+    results.update(inference.evaluate_split(task, trainer.models, data_dir, "test", model_dir=model_dir))
+  return results

@@ -1,0 +1,72 @@
+"""Tests for stpn_tf.postprocess.nms."""
+
+import numpy as np
+import pytest
+
+from stpn_tf.postprocess import nms
+
+
+def test_interval_iou_by_hand():
+  a = np.array([[0.0, 10.0], [2.0, 4.0]])
+  b = np.array([[5.0, 15.0], [10.0, 20.0], [0.0, 10.0], [2.0, 4.0]])
+  iou = nms.interval_iou(a, b)
+  expected = np.array([
+      [5 / 15, 0.0, 1.0, 2 / 10],  # Touching at 10 is no overlap.
+      [0.0, 0.0, 2 / 10, 1.0],
+  ])
+  np.testing.assert_allclose(iou, expected)
+
+
+def test_interval_iou_degenerate_and_errors():
+  np.testing.assert_allclose(nms.interval_iou([[3.0, 3.0]], [[3.0, 3.0], [0.0, 6.0]]), [[0.0, 0.0]])
+  assert nms.interval_iou(np.zeros((0, 2)), [[0.0, 1.0]]).shape == (0, 1)
+  with pytest.raises(ValueError, match="end < start"):
+    nms.interval_iou([[2.0, 1.0]], [[0.0, 1.0]])
+  with pytest.raises(ValueError, match=r"\[N, 2\]"):
+    nms.interval_iou([0.0, 1.0], [[0.0, 1.0]])
+
+
+def test_nms_suppresses_within_class_only():
+  starts = np.array([0.0, 1.0, 20.0, 0.0])
+  ends = np.array([10.0, 11.0, 30.0, 10.0])
+  scores = np.array([0.9, 0.8, 0.7, 0.5])
+  classes = np.array([0, 0, 0, 1])
+  # IoU(0, 1) = 9 / 11 > 0.5 -> 1 suppressed; 2 does not overlap; 3 is identical to 0 but another class.
+  keep = nms.class_wise_nms(starts, ends, scores, classes, 0.5)
+  np.testing.assert_array_equal(keep, [0, 2, 3])
+
+
+def test_nms_threshold_is_strict():
+  # IoU([0, 10], [0, 5]) = 0.5 exactly: kept at threshold 0.5, suppressed at 0.4.
+  args = (np.array([0.0, 0.0]), np.array([10.0, 5.0]), np.array([0.9, 0.8]), np.array([2, 2]))
+  np.testing.assert_array_equal(nms.class_wise_nms(*args, 0.5), [0, 1])
+  np.testing.assert_array_equal(nms.class_wise_nms(*args, 0.4), [0])
+
+
+def test_nms_is_greedy_suppressed_boxes_do_not_suppress():
+  # A=[0,10] .9, B=[6,16] .8, C=[12,22] .7: IoU(A,B) = IoU(B,C) = 0.25, IoU(A,C) = 0.
+  # At 0.2 B is suppressed by A; C overlaps only the suppressed B, so it survives.
+  starts = np.array([12.0, 0.0, 6.0])  # Input order C, A, B: the result follows scores, not input order.
+  ends = np.array([22.0, 10.0, 16.0])
+  scores = np.array([0.7, 0.9, 0.8])
+  keep = nms.class_wise_nms(starts, ends, scores, np.zeros(3, dtype=int), 0.2)
+  np.testing.assert_array_equal(keep, [1, 0])
+
+
+def test_nms_output_sorted_by_score_across_classes_and_ties_by_index():
+  starts = np.array([0.0, 0.0, 50.0, 0.0])
+  ends = np.array([10.0, 10.0, 60.0, 10.0])
+  scores = np.array([0.3, 0.9, 0.9, 0.3])
+  classes = np.array([1, 0, 1, 2])
+  np.testing.assert_array_equal(nms.class_wise_nms(starts, ends, scores, classes, 0.5), [1, 2, 0, 3])
+
+
+def test_nms_empty_and_errors():
+  empty = np.zeros(0)
+  assert nms.class_wise_nms(empty, empty, empty, empty.astype(int), 0.5).size == 0
+  with pytest.raises(ValueError, match="same length"):
+    nms.class_wise_nms(np.zeros(2), np.ones(3), np.zeros(2), np.zeros(2), 0.5)
+  with pytest.raises(ValueError, match="NaN"):
+    nms.class_wise_nms(np.zeros(1), np.ones(1), np.array([np.nan]), np.zeros(1), 0.5)
+  with pytest.raises(ValueError, match="iou_threshold"):
+    nms.class_wise_nms(np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1), 1.5)
