@@ -68,7 +68,7 @@ def classification_metrics(task, models, data_dir: str, split: str) -> Dict[str,
   for info, outputs in predict_videos(task, models, data_dir, split):
     scores.append(task.video_probabilities(outputs))
     labels.append(info["labels"])
-  return {"classification_mAP": classification.classification_map(np.stack(scores), np.stack(labels))}
+  return {"classification_mAP": classification.classification_map(np.stack(scores), np.stack(labels)).mAP}
 
 
 def ground_truth_frame(infos, class_names) -> pd.DataFrame:
@@ -82,16 +82,6 @@ def predictions_frame(detections_by_video, class_names) -> pd.DataFrame:
           for vid, d in detections_by_video.items()
           for s, e, c, p in zip(d.start_s, d.end_s, d.class_index, d.score)]
   return pd.DataFrame(rows, columns=["video_id", "label", "t_start", "t_end", "score"])
-
-
-def format_table(tiou_thresholds, maps, extra: Optional[Dict[str, float]] = None) -> str:
-  """The THUMOS14-style table: mAP (%) at each IoU and the averages."""
-  head = " | ".join(f"{t:.2f}".rstrip("0").rstrip(".") if t < 1 else f"{t}" for t in tiou_thresholds)
-  vals = " | ".join(f"{100 * m:.2f}" for m in maps)
-  lines = [f"| IoU | {head} |", "|---" * (len(maps) + 1) + "|", f"| mAP (%) | {vals} |"]
-  for key, value in (extra or {}).items():
-    lines.append(f"{key}: {100 * value:.2f}")
-  return "\n".join(lines)
 
 
 def evaluate_split(task, models, data_dir: str, split: str = "test", model_dir: Optional[str] = None,
@@ -111,19 +101,19 @@ def evaluate_split(task, models, data_dir: str, split: str = "test", model_dir: 
     labels.append(info["labels"])
   gt = ground_truth_frame(infos, manifest.class_names)
   preds = predictions_frame(detections, manifest.class_names)
-  result = detection.evaluate_frames(gt, preds, tiou_thresholds)
-  result["classification_mAP"] = classification.classification_map(np.stack(scores), np.stack(labels))
+  scored = detection.compute_detection_ap(gt, preds, tiou_thresholds)
+  result = scored.to_dict()
+  result["classification_mAP"] = classification.classification_map(np.stack(scores), np.stack(labels)).mAP
   result["num_videos"] = len(infos)
   predictions_out = predictions_out or (os.path.join(model_dir, f"predictions_{split}.json") if model_dir else None)
   if predictions_out:
-    eval_io.write_predictions_json(predictions_out, detections, class_names=manifest.class_names)
+    eval_io.write_predictions_json(
+        predictions_out, {vid: d.to_activitynet(vid, manifest.class_names) for vid, d in detections.items()})
   if model_dir:
     eval_io.write_json_atomic(os.path.join(model_dir, f"eval_{split}.json"), result, indent=1)
-  averages = {k: v for k, v in result.items() if k.startswith("average_mAP")}
-  averages["video-level classification mAP"] = result["classification_mAP"]
-  table = format_table(result["tiou_thresholds"], result["mAP"], averages)
-  logging.info("Localization on %s (%d videos, %d ground-truth instances, %d detections, %.1f s):\n%s", split,
-               len(infos), len(gt), len(preds), time.time() - start, table)
+  table = scored.format_table(f"Localization on {split}") + \
+      f"\nvideo-level classification mAP: {100 * result['classification_mAP']:.2f}"
+  logging.info("Evaluated %d videos in %.1f s", len(infos), time.time() - start)
   print(table, flush=True)
   return result
 

@@ -109,7 +109,10 @@ class Trainer:
   def _distributed_step(self, iterator, num_steps):
     logs = None
     for _ in tf.range(num_steps):
-      per_replica = self.strategy.run(self._replica_step, args=(next(iterator),))
+      batch = next(iterator)
+      # Video ids (strings) are not needed by the step and XLA cannot take them.
+      batch = {k: v for k, v in batch.items() if k != "video_id"}
+      per_replica = self.strategy.run(self._replica_step, args=(batch,))
       logs = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
       self.step.assign_add(1)
     return logs
