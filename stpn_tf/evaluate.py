@@ -97,8 +97,11 @@ def main(argv):
   if _check_mode() == "model":
     # Imported here so that file mode never loads TensorFlow.
     from stpn_tf import inference  # pylint: disable=import-outside-toplevel
-    inference.run_model_evaluation(model_dir=FLAGS.model_dir, data_dir=FLAGS.data_dir,
-                                   predictions_out=FLAGS.predictions_out)
+    from stpn_tf import evaluation  # pylint: disable=import-outside-toplevel
+    result = inference.run_model_evaluation(model_dir=FLAGS.model_dir, data_dir=FLAGS.data_dir,
+                                            predictions_out=FLAGS.predictions_out)
+    if FLAGS.output_json:
+      evaluation.write_json_atomic(FLAGS.output_json, dict(result, model_dir=FLAGS.model_dir), indent=1)
     return
   from stpn_tf import evaluation  # pylint: disable=import-outside-toplevel
   try:

@@ -296,6 +296,8 @@ def write_json_atomic(path: PathLike, obj: Any, indent: Optional[int] = None) ->
       json.dump(obj, f, indent=indent, allow_nan=False)
       f.flush()
       os.fsync(f.fileno())
+    # mkstemp creates 0600; results are meant to be read by others, like a plainly written file.
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
   except BaseException:
     # Never leave the temporary file behind, whatever failed.
