@@ -5,9 +5,9 @@ into temporal proposals by taking the one-dimensional connected components of
 the segments that pass the threshold; the follow-up models (Nguyen et al.
 ICCV 2019 Sec. 3.2, AUMN Sec. 3.3, HAM-Net "Temporal Action Localization") do
 the same on the thresholded attention. Everything here is vectorized with
-``np.diff`` on a zero-padded mask: a run of ``True`` values starts where the
-padded mask steps 0 -> 1 and ends one index before it steps 1 -> 0. There is
-no Python loop over segments or components.
+``np.diff`` on a mask padded with False on both sides: a run of ``True`` values
+starts where the padded mask steps 0 -> 1 and ends one index before it steps
+1 -> 0. There is no Python loop over segments or components.
 """
 
 from __future__ import annotations
@@ -86,12 +86,12 @@ def connected_components_batched(
   """
   mask = _as_bool_mask(mask, 2)
   num_rows, length = mask.shape
-  padded = np.zeros((num_rows, length + 2), dtype=np.int8)  # [N, T + 2]
+  padded = np.zeros((num_rows, length + 2), dtype=bool)  # [N, T + 2]
   padded[:, 1:-1] = mask
-  edges = np.diff(padded, axis=1)  # [N, T + 1]
-  # np.nonzero walks in row-major order, and inside a row rising and falling
-  # edges alternate, so the k-th rising edge pairs with the k-th falling one.
-  rows, starts = np.nonzero(edges == 1)
-  _, ends_plus_one = np.nonzero(edges == -1)
-  return (rows.astype(np.int64), starts.astype(np.int64),
-          (ends_plus_one - 1).astype(np.int64))
+  # Change points: changes[r, i] is True where padded[r, i] != padded[r, i + 1], i.e. a run starts at mask index i
+  # or the run ending at mask index i - 1 stops. Inside a row they alternate start, stop, start, ... because the
+  # padding is False on both sides, so one flatnonzero gives both (one pass instead of two np.nonzero calls).
+  changes = np.diff(padded, axis=1)  # [N, T + 1]; np.diff of a bool array is the XOR of neighbours.
+  flat = np.flatnonzero(changes)  # [2K], row-major.
+  rows, positions = np.divmod(flat, length + 1)
+  return rows[0::2], positions[0::2], positions[1::2] - 1
