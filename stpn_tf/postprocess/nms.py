@@ -49,25 +49,34 @@ def _as_intervals(x: np.ndarray, name: str) -> np.ndarray:
   return x
 
 
-def overlapping_pairs(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """All pairs of intervals with a positive-length intersection, without forming an N x N matrix.
+def candidate_pairs(starts: np.ndarray, ends: np.ndarray, min_iou: float = 0.0,
+                    ) -> tuple[np.ndarray, np.ndarray]:
+  """Pairs of intervals that may have IoU > `min_iou`, found without forming an N x N matrix.
 
-  Sorted by start, interval p can only overlap the intervals q after it whose start lies before p's end, a
-  contiguous run found with one `np.searchsorted`; the runs are expanded into index pairs with repeat/cumsum.
-  Cost is O(N log N + number of candidate pairs).
+  Sorted by start, interval p can only reach IoU > min_iou with an interval q after it (start_q >= start_p) if
+  start_q < end_p - min_iou * (end_p - start_p), because IoU <= (end_p - start_q) / (end_p - start_p). Those q form
+  a contiguous run of the sorted order found with one `np.searchsorted`; the runs are expanded into index pairs
+  with repeat/cumsum. With min_iou = 0 the result is every pair with a positive-length intersection. The bound is
+  loosened by a relative 1e-9 so rounding can only add candidates, never drop one: callers must still check IoU.
+  Cost is O(N log N + number of candidates).
 
   Args:
     starts: float array [N].
     ends: float array [N], ends >= starts.
+    min_iou: IoU the candidates must be able to exceed, in [0, 1].
 
   Returns:
-    `(first, second)`, int64 arrays [Q] of indices into the inputs; each overlapping unordered pair appears once.
+    `(first, second)`, int64 arrays [Q] of indices into the inputs with starts[first] <= starts[second]; each
+    candidate unordered pair appears once.
   """
-  by_start = np.argsort(starts, kind="stable")  # [N]
+  by_start = np.argsort(starts)  # [N]; order among equal starts does not matter for the bound below.
   sorted_starts = starts[by_start]
+  sorted_ends = ends[by_start]
   position = np.arange(starts.shape[0])
-  # Sorted positions position+1 .. bound-1 start before interval `position` ends (and not before it starts).
-  bound = np.searchsorted(sorted_starts, ends[by_start], side="left")  # [N]
+  reach = sorted_ends - min_iou * (sorted_ends - sorted_starts)  # [N]
+  if reach.size:
+    reach = reach + 1e-9 * (np.abs(sorted_ends).max() + 1.0)
+  bound = np.searchsorted(sorted_starts, reach, side="left")  # [N]; candidates are positions p+1 .. bound-1.
   counts = np.maximum(bound - position - 1, 0)
   total = int(counts.sum())
   first = np.repeat(position, counts)  # [Q]
@@ -93,8 +102,8 @@ def class_wise_nms(
 
   Implementation (why not the loop): a THUMOS14 video can pool thousands of proposals from 20 thresholds x 2
   streams x 20 classes and keep thousands of them, so a Python loop over kept proposals dominated the run time.
-  Instead, (1) classes are moved apart on the time axis so intervals of different classes cannot overlap, (2) all
-  overlapping pairs are found by a sort + searchsorted sweep (`overlapping_pairs`) and those with IoU above the
+  Instead, (1) classes are moved apart on the time axis so intervals of different classes cannot overlap, (2)
+  candidate pairs are found by a sort + searchsorted sweep (`candidate_pairs`) and those with IoU above the
   threshold become "higher-ranked suppresses lower-ranked" edges, and (3) the greedy outcome is the unique fixed
   point of keep[j] = no kept i ranked above j has an edge to j, reached by iterating that rule from "keep all".
   Each iteration is one vectorized pass over the edges; the number of iterations is bounded by the longest chain
@@ -131,24 +140,26 @@ def class_wise_nms(
   if n == 0:
     return np.zeros(0, dtype=np.int64)
 
-  # Rank 0 = best: descending score, ties by lower index.
-  order = np.lexsort((np.arange(n), -scores))  # [N]
+  # Rank 0 = best: descending score, ties by lower index (stable sort).
+  order = np.argsort(-scores, kind="stable")  # [N]
   rank = np.empty(n, dtype=np.int64)
   rank[order] = np.arange(n)
 
-  # (1) Shift each class onto its own stretch of the time axis, one full span plus a gap apart.
-  _, class_id = np.unique(classes, return_inverse=True)  # [N], 0 .. num_classes - 1
+  # (1) Shift each class onto its own stretch of the time axis, one full span plus a gap apart. Only the candidate
+  # search uses shifted times; IoU below is computed on the original values so no rounding enters the comparison.
+  class_id = _dense_class_ids(classes)  # [N]
   origin = starts.min()
   span = ends.max() - origin + 1.0
   shift = class_id * span - origin  # [N]
-  shifted_starts = starts + shift
-  shifted_ends = ends + shift
 
-  # (2) Suppression edges: overlapping pairs with IoU > threshold, oriented from the higher to the lower rank.
-  first, second = overlapping_pairs(shifted_starts, shifted_ends)  # [Q]
-  inter = np.minimum(ends[first], ends[second]) - np.maximum(starts[first], starts[second])  # > 0 for all pairs.
-  union = (ends[first] - starts[first]) + (ends[second] - starts[second]) - inter
-  strong = inter > iou_threshold * union  # IoU > threshold without dividing.
+  # (2) Suppression edges: candidate pairs with IoU > threshold, oriented from the higher to the lower rank.
+  first, second = candidate_pairs(starts + shift, ends + shift, iou_threshold)  # [Q], same class each.
+  # In a candidate pair starts[first] <= starts[second] and the intervals may be disjoint, so the intersection is
+  # clipped at 0; the union is the sum of lengths minus the intersection.
+  end_first, end_second = ends[first], ends[second]
+  inter = np.maximum(np.minimum(end_first, end_second) - starts[second], 0.0)  # [Q]
+  union = (end_first - starts[first]) + (end_second - starts[second]) - inter
+  strong = inter > iou_threshold * union  # IoU > threshold, without dividing (union = 0 gives False).
   first, second = first[strong], second[strong]
   first_wins = rank[first] < rank[second]
   winner = np.where(first_wins, first, second)  # [E]
@@ -162,5 +173,12 @@ def class_wise_nms(
     if np.array_equal(new_keep, keep):
       break
     keep = new_keep
-  kept = order[keep[order]]  # Kept indices in rank order: descending score, ties by index.
-  return kept.astype(np.int64)
+  return order[keep[order]].astype(np.int64)  # Kept indices in rank order: descending score, ties by index.
+
+
+def _dense_class_ids(classes: np.ndarray) -> np.ndarray:
+  """Maps class labels to small non-negative ints; integer labels are just offset (a sort is needed otherwise)."""
+  if np.issubdtype(classes.dtype, np.integer) or np.issubdtype(classes.dtype, np.bool_):
+    classes = classes.astype(np.int64)
+    return classes - classes.min()
+  return np.unique(classes, return_inverse=True)[1].reshape(-1)

@@ -178,19 +178,22 @@ def stpn_detect(
       return Detections.empty()
     kept_classes = np.array([int(np.argmax(video_probabilities))])
 
-  # Steps 2-4 per stream, on the kept classes only ([T, K] instead of [T, C]).
+  # Steps 2-3 per stream, on the kept classes only ([T, K] instead of [T, C]).
   attention = {}  # stream id -> lambda on the (possibly interpolated) grid, [T * f]
   tcam = {}  # stream id -> raw a on the grid, [T * f, K]
-  pooled = []  # (local class, start, end, stream) arrays per stream
+  weighted = []  # psi per stream on the grid, [T * f, K] each
   for stream_id, stream in present:
     raw = stream.tcam[:, kept_classes]  # [T, K]
     psi = stream.attention[:, None] * _sigmoid(raw)  # [T, K], Eqs. 5-6.
-    psi = proposals.interpolate(psi, interpolation_factor)  # [T * f, K]
+    weighted.append(proposals.interpolate(psi, interpolation_factor))  # [T * f, K]
     attention[stream_id] = proposals.interpolate(stream.attention, interpolation_factor)
     tcam[stream_id] = proposals.interpolate(raw, interpolation_factor)
-    local_class, starts, ends = proposals.threshold_proposals(psi, tcam_threshold)
-    pooled.append((local_class, starts, ends, np.full(starts.shape, stream_id, dtype=np.int64)))
-  local_class, starts, ends, streams = (np.concatenate(parts) for parts in zip(*pooled))
+  # Step 4 for all streams and classes in one vectorized call: column j of the stacked signal is stream j // K,
+  # kept class j % K.
+  num_kept = kept_classes.size
+  column, starts, ends = proposals.threshold_proposals(np.concatenate(weighted, axis=1), tcam_threshold)
+  local_class = column % num_kept  # [P], index into kept_classes.
+  streams = np.array([stream_id for stream_id, _ in present], dtype=np.int64)[column // num_kept]  # [P]
   if starts.size == 0:
     return Detections.empty()
 

@@ -70,3 +70,42 @@ def test_nms_empty_and_errors():
     nms.class_wise_nms(np.zeros(1), np.ones(1), np.array([np.nan]), np.zeros(1), 0.5)
   with pytest.raises(ValueError, match="iou_threshold"):
     nms.class_wise_nms(np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1), 1.5)
+
+
+def _reference_greedy_nms(starts, ends, scores, classes, iou_threshold):
+  """Textbook greedy NMS, one class at a time, one proposal at a time (slow, for cross-checking)."""
+  kept = []
+  for c in np.unique(classes):
+    members = [i for i in sorted(range(len(scores)), key=lambda i: (-scores[i], i)) if classes[i] == c]
+    while members:
+      best = members.pop(0)
+      kept.append(best)
+      ious = nms.interval_iou([[starts[best], ends[best]]], [[starts[j], ends[j]] for j in members])[0] \
+          if members else []
+      members = [j for j, iou in zip(members, ious) if iou <= iou_threshold]
+  return sorted(kept, key=lambda i: (-scores[i], i))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nms_matches_reference_greedy_loop(seed):
+  rng = np.random.default_rng(seed)
+  n = 150
+  # Integer grid intervals as produced by thresholding (many nested and shared boundaries), a few equal scores.
+  starts = rng.integers(0, 60, n).astype(float)
+  ends = starts + rng.integers(1, 25, n)
+  scores = np.round(rng.random(n), 1)
+  classes = rng.integers(0, 3, n)
+  for threshold in (0.0, 0.3, 0.5, 0.7, 1.0):
+    expected = _reference_greedy_nms(starts, ends, scores, classes, threshold)
+    np.testing.assert_array_equal(nms.class_wise_nms(starts, ends, scores, classes, threshold), expected)
+
+
+def test_nms_long_suppression_chain():
+  # Sliding windows [i, i + 10] with decreasing scores: IoU(i, i + k) = (10 - k) / (10 + k), > 0.5 for k <= 3.
+  # Greedy keeps 0, suppresses 1-3, keeps 4, ...: every decision depends on the previous one.
+  starts = np.arange(40, dtype=float)
+  ends = starts + 10
+  scores = -starts
+  expected = _reference_greedy_nms(starts, ends, scores, np.zeros(40, dtype=int), 0.5)
+  np.testing.assert_array_equal(expected, [0, 4, 8, 12, 16, 20, 24, 28, 32, 36])  # IoU(0, 4) = 6/14 <= 0.5.
+  np.testing.assert_array_equal(nms.class_wise_nms(starts, ends, scores, np.zeros(40, dtype=int), 0.5), expected)

@@ -1,0 +1,308 @@
+r"""Speed, memory and scale benchmarks, each figure beside this machine's own ceiling.
+
+  python tools/benchmark.py [--quick] [--only=NAME,...] --output_json=OUT.json
+
+Every benchmark runs in its own child process (so `peak_rss_mb` is its own), on THUMOS14-like data generated in
+a temporary directory, and reports the median of several repetitions after a warm-up. OUT.json:
+  {"machine": {...}, "results": {NAME: {"value", "unit", "min", "max", "peak_rss_mb", ...}}}
+"""
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+_QUICK = flags.DEFINE_bool("quick", False, "tiny sizes and few repetitions: a smoke check (< 2 min).")
+_ONLY = flags.DEFINE_list("only", [], "benchmarks to run (default: all).")
+_OUTPUT_JSON = flags.DEFINE_string("output_json", None, "where to write the results.")
+_CHILD = flags.DEFINE_string("child", None, "internal: run one benchmark and print its JSON.")
+
+MODEL_GIN = {"stpn": "stpn.gin", "bgm": "bgm.gin", "aumn": "aumn.gin", "hamnet": "hamnet.gin"}
+FEATURE_RATE = 25.0 / 16.0
+
+
+def _sizes(quick):
+  if quick:
+    return dict(videos=16, length=40, reps=2, steps=2, eval_videos=8, scaling_videos=4)
+  return dict(videos=128, length=330, reps=5, steps=10, eval_videos=212, scaling_videos=32)
+
+
+def _stats(values, unit, **extra):
+  values = sorted(values)
+  return dict(value=values[len(values) // 2], unit=unit, min=values[0], max=values[-1], **extra)
+
+
+def _random_dataset(path, num_videos, length, num_classes=20, dim=1024, seed=0):
+  """THUMOS14-like shapes (lengths spread around `length`), random non-negative features, one class each."""
+  import numpy as np
+  from stpn_tf.data import schema
+  rng = np.random.default_rng(seed)
+
+  def videos(prefix, n):
+    for i in range(n):
+      t = max(4, int(rng.normal(length, length / 4)))
+      c = i % num_classes
+      yield schema.Video(f"{prefix}_{i:05d}", np.array([c]), t / FEATURE_RATE,
+                         rng.random((t, dim), dtype=np.float32), rng.random((t, dim), dtype=np.float32),
+                         np.array([[1.0, 3.0]], np.float32), np.array([c]))
+  schema.write_dataset(path, {"train": videos("train", num_videos), "test": videos("test", max(2, num_videos // 8))},
+                       [f"class{c}" for c in range(num_classes)], FEATURE_RATE, videos_per_shard=32)
+  return path
+
+
+def bench_matmul_gflops(sizes):
+  """float32 matmul throughput at the shape of a dense layer over a batch of segments: the ceiling."""
+  import tensorflow as tf
+  m = 32 * 400 if not _QUICK.value else 2048
+  a = tf.random.uniform((m, 1024))
+  b = tf.random.uniform((1024, 256))
+  f = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
+  f(a, b).numpy()
+  n = 20 if not _QUICK.value else 3
+  rates = []
+  for _ in range(sizes["reps"]):
+    start = time.perf_counter()
+    for _ in range(n):
+      f(a, b).numpy()
+    rates.append(n * 2 * m * 1024 * 256 / (time.perf_counter() - start) / 1e9)
+  return _stats(rates, "GFLOP/s", shape=[m, 1024, 256])
+
+
+def bench_input_pipeline(sizes):
+  """Training input videos/s per stream (default sampler and batch of stpn.gin)."""
+  from stpn_tf.data import pipeline
+  out = {}
+  with tempfile.TemporaryDirectory() as tmp:
+    data = _random_dataset(os.path.join(tmp, "data"), sizes["videos"], sizes["length"])
+    for streams in (("rgb",), ("rgb", "flow")):
+      ds = pipeline.make_train_dataset(data, batch_size=32, streams=streams, seed=0)
+      it = iter(ds)
+      for _ in range(3):
+        next(it)
+      rates = []
+      for _ in range(sizes["reps"]):
+        start = time.perf_counter()
+        for _ in range(sizes["steps"]):
+          next(it)
+        rates.append(sizes["steps"] * 32 / (time.perf_counter() - start))
+      out["+".join(streams)] = _stats(rates, "videos/s")
+  return dict(out["rgb"], both_streams_videos_per_s=out["rgb+flow"]["value"], segments_per_video=sizes["length"])
+
+
+def _task_and_trainer(model, data_dir, quick):
+  import gin
+  import tensorflow as tf
+  from stpn_tf import config
+  from stpn_tf.data import schema
+  from stpn_tf.training import trainer
+  gin.clear_config()
+  config.parse_gin([MODEL_GIN[model]], [], finalize=False)
+  task = gin.query_parameter("train_eval.task").scoped_configurable_fn()
+  batch = gin.query_parameter("train_eval.batch_size")
+  manifest = schema.read_manifest(data_dir)
+  return task, trainer.Trainer(task, manifest, tf.distribute.get_strategy(), batch), batch
+
+
+def flops_per_video(models, num_segments):
+  """Dense FLOPs per video per training step: forward plus weight gradient (2 x 2 x N x kernel size) for every
+  kernel applied per segment; no gradient flows into the input features, so input gradients are not counted."""
+  total = 0
+  for model in models.values():
+    for v in model.trainable_variables:
+      if len(v.shape) >= 2:
+        total += 4 * num_segments * int(v.shape.num_elements())
+  return total
+
+
+def bench_train(model, sizes):
+  """Training videos/s through the real input pipeline, and the share of the matmul ceiling it reaches."""
+  import gin
+  from stpn_tf.data import pipeline
+  with tempfile.TemporaryDirectory() as tmp:
+    data = _random_dataset(os.path.join(tmp, "data"), sizes["videos"], sizes["length"])
+    task, trainer, batch = _task_and_trainer(model, data, _QUICK.value)
+    ds = pipeline.make_train_dataset(data, batch_size=batch, streams=task.streams, seed=0)
+    spec = next(iter(ds))
+    segments = int(spec["mask"].shape[1])
+    it = iter(ds)
+    trainer.train_steps(it, 2)
+    rates = []
+    for _ in range(sizes["reps"]):
+      start = time.perf_counter()
+      trainer.train_steps(it, sizes["steps"])
+      rates.append(sizes["steps"] * batch / (time.perf_counter() - start))
+    flops = flops_per_video(trainer.models, segments)
+    gin.clear_config()
+  return _stats(rates, "videos/s", flops_per_video=flops, segments=segments, batch_size=batch)
+
+
+def bench_postprocess_eval(sizes):
+  """Seconds for STPN post-processing (20 thresholds) plus mAP evaluation of a THUMOS14-test-sized set."""
+  import numpy as np
+  from stpn_tf import inference
+  from stpn_tf.evaluation import detection
+  from stpn_tf.postprocess import stpn_inference
+  from stpn_tf.postprocess import types
+  rng = np.random.default_rng(0)
+  names = [f"class{c}" for c in range(20)]
+  videos = []
+  for i in range(sizes["eval_videos"]):
+    t = sizes["length"]
+    streams = [types.StreamOutput(rng.random(t), rng.normal(0, 2, (t, 20)), rng.random(20)) for _ in range(2)]
+    starts = np.sort(rng.uniform(0, t / FEATURE_RATE - 5, 16))
+    videos.append((f"v{i}", streams, starts, rng.integers(0, 20, 16)))
+  thresholds = list(np.linspace(0.05, 0.95, 20))
+  times = []
+  for _ in range(sizes["reps"]):
+    start = time.perf_counter()
+    detections, gt = {}, []
+    for vid, (rgb, flow), starts, classes in videos:
+      detections[vid] = stpn_inference.stpn_detect(rgb, flow, FEATURE_RATE, tcam_threshold=thresholds)
+      gt.append(dict(video_id=vid, segments=np.stack([starts, starts + 3], 1), segment_labels=classes))
+    gt_frame = inference.ground_truth_frame(gt, names)
+    pred_frame = inference.predictions_frame(detections, names)
+    detection.compute_detection_ap(gt_frame, pred_frame)
+    times.append(time.perf_counter() - start)
+  return _stats(times, "s", num_videos=len(videos), num_predictions=len(pred_frame), thresholds=len(thresholds))
+
+
+def bench_scaling(sizes):
+  """Training seconds per epoch against the number of videos, and evaluation seconds per video against T."""
+  import numpy as np
+  import tensorflow as tf
+  out = {"epoch_s_vs_videos": {}, "eval_ms_vs_T": {}}
+  with tempfile.TemporaryDirectory() as tmp:
+    for factor in (1, 2, 4):
+      n = sizes["scaling_videos"] * factor
+      data = _random_dataset(os.path.join(tmp, f"d{factor}"), n, sizes["length"])
+      task, trainer, batch = _task_and_trainer("stpn", data, _QUICK.value)
+      from stpn_tf.data import pipeline
+      it = iter(pipeline.make_train_dataset(data, batch_size=batch, streams=task.streams, seed=0))
+      trainer.train_steps(it, 1)
+      steps = max(1, n // batch)
+      start = time.perf_counter()
+      trainer.train_steps(it, steps)
+      out["epoch_s_vs_videos"][n] = (time.perf_counter() - start) * n / (steps * batch)
+    models = trainer.models
+    for length in ((400, 1600, 6400) if not _QUICK.value else (50, 200)):
+      inputs = {"features": tf.random.uniform((1, length, 1024)), "mask": tf.ones((1, length))}
+      fns = {k: tf.function(lambda x, m=m: m(x, training=False)) for k, m in models.items()}
+      for f in fns.values():
+        f(inputs)
+      times = []
+      for _ in range(sizes["reps"]):
+        start = time.perf_counter()
+        for f in fns.values():
+          f(inputs)["tcam"].numpy()
+        times.append(1000 * (time.perf_counter() - start))
+      out["eval_ms_vs_T"][length] = float(np.median(times))
+  t = out["eval_ms_vs_T"]
+  lengths = sorted(t)
+  # Cost per segment at the longest vs the shortest video: ~1 when cost is linear in T.
+  ratio = (t[lengths[-1]] / lengths[-1]) / (t[lengths[0]] / lengths[0])
+  return dict(value=ratio, unit="per-segment cost ratio (longest/shortest T)", min=ratio, max=ratio, **out)
+
+
+BENCHMARKS = {
+    "matmul_gflops": bench_matmul_gflops,
+    "input_pipeline": bench_input_pipeline,
+    "postprocess_eval": bench_postprocess_eval,
+    "scaling": bench_scaling,
+}
+
+
+def _available_models():
+  from stpn_tf import config
+  return [m for m, g in MODEL_GIN.items() if os.path.exists(os.path.join(config.GIN_SEARCH_PATHS[0], g))]
+
+
+def _run_child(name):
+  sizes = _sizes(_QUICK.value)
+  if name.startswith("train_"):
+    result = bench_train(name[len("train_"):], sizes)
+  else:
+    result = BENCHMARKS[name](sizes)
+  result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+  print("BENCHMARK_RESULT " + json.dumps(result), flush=True)
+
+
+def _machine():
+  import numpy as np
+  return dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
+              cpus=os.cpu_count(), python=platform.python_version(), numpy=np.__version__,
+              date=time.strftime("%Y-%m-%d %H:%M:%S"), commit=_commit())
+
+
+def _commit():
+  try:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+  except OSError:
+    return ""
+
+
+def main(argv):
+  del argv
+  if _CHILD.value:
+    _run_child(_CHILD.value)
+    return
+  names = list(BENCHMARKS) + [f"train_{m}" for m in _available_models()]
+  if _ONLY.value:
+    unknown = set(_ONLY.value) - set(names)
+    if unknown:
+      raise app.UsageError(f"unknown benchmarks {sorted(unknown)}; choose from {names}")
+    names = [n for n in names if n in _ONLY.value]
+  results = {}
+  for name in names:
+    start = time.time()
+    cmd = [sys.executable, os.path.abspath(__file__), f"--child={name}"] + (["--quick"] if _QUICK.value else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("BENCHMARK_RESULT ")]
+    if proc.returncode != 0 or not lines:
+      results[name] = dict(value=None, unit="error", min=None, max=None, error=proc.stderr[-1500:])
+    else:
+      results[name] = json.loads(lines[-1][len("BENCHMARK_RESULT "):])
+    print(f"{name:<18} {results[name]['value']!s:>12.12} {results[name]['unit']:<12} "
+          f"({time.time() - start:.0f} s)", flush=True)
+  report = {"machine": _machine(), "results": results}
+  ceiling = (results.get("matmul_gflops") or {}).get("value")
+  for name, r in results.items():
+    if name.startswith("train_") and ceiling and r.get("flops_per_video") and r.get("value"):
+      r["ceiling_videos_per_s"] = ceiling * 1e9 / r["flops_per_video"]
+      r["fraction_of_ceiling"] = r["value"] / r["ceiling_videos_per_s"]
+  print(_table(report))
+  if _OUTPUT_JSON.value:
+    tmp = _OUTPUT_JSON.value + ".tmp"
+    with open(tmp, "w") as f:
+      json.dump(report, f, indent=1)
+    os.replace(tmp, _OUTPUT_JSON.value)
+
+
+def _table(report):
+  lines = ["| benchmark | value | unit | min | max | peak RSS (MB) | notes |", "|---|---|---|---|---|---|---|"]
+  for name, r in report["results"].items():
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, (int, float)) else str(v)
+    notes = ""
+    if "fraction_of_ceiling" in r:
+      notes = f"{100 * r['fraction_of_ceiling']:.0f}% of ceiling {r['ceiling_videos_per_s']:.0f} videos/s"
+    if "both_streams_videos_per_s" in r:
+      notes = f"both streams: {r['both_streams_videos_per_s']:.0f} videos/s"
+    if "eval_ms_vs_T" in r:
+      notes = f"eval ms vs T {r['eval_ms_vs_T']}; epoch s vs videos {r['epoch_s_vs_videos']}"
+    lines.append(f"| {name} | {fmt(r.get('value'))} | {r.get('unit')} | {fmt(r.get('min'))} | {fmt(r.get('max'))} "
+                 f"| {fmt(r.get('peak_rss_mb'))} | {notes} |")
+  return "\n".join(lines)
+
+
+if __name__ == "__main__":
+  app.run(main)
