@@ -170,12 +170,12 @@ class SyntheticConfig:
   cutaway_prob: float = 0.2                # a shot shows a generic scene only
   shot_jitter: float = 0.3
   noise_smooth_segments: float = 2.0       # std (segments) of the Gaussian kernel smoothing the latent noise
-  gain_log_std: float = 0.2                # per-video, per-stream feature scale
+  gain_log_std: float = 0.1                # per-video, per-stream feature scale
 
   rgb: StreamConfig = StreamConfig(
-      actionness_strength=1.0, class_strength=1.4, scene_strength=3.0, video_offset_strength=1.5, iso_noise=0.15)
+      actionness_strength=1.5, class_strength=2.5, scene_strength=2.0, video_offset_strength=0.8, iso_noise=0.15)
   flow: StreamConfig = StreamConfig(
-      actionness_strength=2.5, class_strength=2.0, scene_strength=0.6, video_offset_strength=1.0, iso_noise=0.15)
+      actionness_strength=3.5, class_strength=3.5, scene_strength=0.5, video_offset_strength=0.5, iso_noise=0.15)
 
   @property
   def num_classes(self) -> int:

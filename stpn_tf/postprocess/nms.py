@@ -140,11 +140,6 @@ def class_wise_nms(
   if n == 0:
     return np.zeros(0, dtype=np.int64)
 
-  # Rank 0 = best: descending score, ties by lower index (stable sort).
-  order = np.argsort(-scores, kind="stable")  # [N]
-  rank = np.empty(n, dtype=np.int64)
-  rank[order] = np.arange(n)
-
   # (1) Shift each class onto its own stretch of the time axis, one full span plus a gap apart. Only the candidate
   # search uses shifted times; IoU below is computed on the original values so no rounding enters the comparison.
   class_id = _dense_class_ids(classes)  # [N]
@@ -154,14 +149,17 @@ def class_wise_nms(
 
   # (2) Suppression edges: candidate pairs with IoU > threshold, oriented from the higher to the lower rank.
   first, second = candidate_pairs(starts + shift, ends + shift, iou_threshold)  # [Q], same class each.
-  # In a candidate pair starts[first] <= starts[second] and the intervals may be disjoint, so the intersection is
-  # clipped at 0; the union is the sum of lengths minus the intersection.
+  # Candidates may be disjoint, so the intersection is clipped at 0 (max of the starts is taken explicitly: the
+  # shifted times may round two nearly equal starts into either order).
+  start_first, start_second = starts[first], starts[second]
   end_first, end_second = ends[first], ends[second]
-  inter = np.maximum(np.minimum(end_first, end_second) - starts[second], 0.0)  # [Q]
-  union = (end_first - starts[first]) + (end_second - starts[second]) - inter
+  inter = np.maximum(np.minimum(end_first, end_second) - np.maximum(start_first, start_second), 0.0)  # [Q]
+  union = (end_first - start_first) + (end_second - start_second) - inter
   strong = inter > iou_threshold * union  # IoU > threshold, without dividing (union = 0 gives False).
   first, second = first[strong], second[strong]
-  first_wins = rank[first] < rank[second]
+  # Higher score wins; on equal scores the lower index wins (the greedy visiting order).
+  score_first, score_second = scores[first], scores[second]
+  first_wins = (score_first > score_second) | ((score_first == score_second) & (first < second))
   winner = np.where(first_wins, first, second)  # [E]
   loser = np.where(first_wins, second, first)
 
@@ -173,7 +171,8 @@ def class_wise_nms(
     if np.array_equal(new_keep, keep):
       break
     keep = new_keep
-  return order[keep[order]].astype(np.int64)  # Kept indices in rank order: descending score, ties by index.
+  kept = np.flatnonzero(keep)  # Ascending index, so the stable sort below breaks score ties by index.
+  return kept[np.argsort(-scores[kept], kind="stable")].astype(np.int64)
 
 
 def _dense_class_ids(classes: np.ndarray) -> np.ndarray:

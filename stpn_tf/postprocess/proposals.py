@@ -80,16 +80,23 @@ def threshold_proposals(
 
   STPN Sec. 3.4 thresholds each weighted T-CAM once; Nguyen et al. ICCV 2019 Sec. 3.2/4.2 and HAM-Net pool the
   proposals of a set of thresholds. A segment is foreground when its value is strictly above the threshold (so a
-  threshold of 0 on a non-negative signal drops exact zeros). The same (class, start, end) found at several
-  thresholds is returned once. All (threshold, class) rows are segmented in one vectorized call.
+  threshold of 0 on a non-negative signal drops exact zeros). All (threshold, class) rows are segmented in one
+  vectorized call.
+
+  The same (class, start, end) found at several thresholds is returned once, without sorting: runs are nested
+  across thresholds (foreground at a higher threshold is foreground at every lower one), so a run [s, e] at
+  threshold k is also a run at the next lower threshold k-1 exactly when segments s-1 and e+1 (where they exist)
+  are background at k-1. Such runs are dropped, which keeps each distinct interval at the lowest threshold that
+  produces it.
 
   Args:
     signal: float array [T, C] (one column per class; use signal[:, None] for a class-agnostic signal).
-    thresholds: one threshold or a sequence of them.
+    thresholds: one threshold or a sequence of them (order and repeats do not matter).
 
   Returns:
     `(classes, starts, ends)`, int64 arrays [P]: proposal p is column `classes[p]`, inclusive indices
-    `starts[p] .. ends[p]`. Sorted by (class, start, end), without duplicates.
+    `starts[p] .. ends[p]`. Ordered by the (ascending) threshold that first produces the interval, then class, then
+    start; no duplicates.
 
   Raises:
     ValueError: on a signal that is not [T, C], NaN in the signal, or bad thresholds.
@@ -99,19 +106,18 @@ def threshold_proposals(
     raise ValueError(f"signal must be [T, C], got shape {signal.shape}")
   if np.isnan(signal).any():
     raise ValueError("signal contains NaN")
-  values = _as_thresholds(thresholds)
+  values = _as_thresholds(thresholds)  # [K], ascending, unique.
   length, num_classes = signal.shape
   empty = np.zeros(0, dtype=np.int64)
   if length == 0 or num_classes == 0:
     return empty, empty, empty.copy()
-  # mask[k, c, t] = signal[t, c] > thresholds[k]; rows are (threshold, class) pairs.
-  mask = signal.T[None, :, :] > values[:, None, None]  # [K, C, T]
-  rows, starts, ends = components.connected_components_batched(mask.reshape(-1, length))
-  classes = rows % num_classes
-  # Remove duplicates across thresholds with one np.unique on a packed integer key (also sorts the result).
-  key = (classes * length + starts) * length + ends  # [P], < C * T^2, fits int64 for any realistic video.
-  key = np.unique(key)
-  ends = key % length
-  starts = (key // length) % length
-  classes = key // (length * length)
-  return classes, starts, ends
+  # mask[k, c, t] = signal[t, c] > thresholds[k]; rows of the flattened mask are (threshold, class) pairs.
+  mask = np.ascontiguousarray(signal.T)[None, :, :] > values[:, None, None]  # [K, C, T]
+  rows, starts, ends = components.connected_components_batched(mask.reshape(-1, length))  # [R] each
+  # Duplicate test against the row of the same class one threshold lower (row - C), on the flat mask.
+  flat = mask.reshape(-1)
+  lower_row_offset = (rows - num_classes) * length  # [R]; negative for the lowest threshold (never a duplicate).
+  left_is_background = (starts == 0) | ~flat[np.maximum(lower_row_offset + starts - 1, 0)]
+  right_is_background = (ends == length - 1) | ~flat[np.maximum(lower_row_offset + ends + 1, 0)]
+  fresh = (rows < num_classes) | ~(left_is_background & right_is_background)  # [R]
+  return rows[fresh] % num_classes, starts[fresh], ends[fresh]

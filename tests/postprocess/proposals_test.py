@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from stpn_tf.postprocess import components
 from stpn_tf.postprocess import proposals
 
 
@@ -44,10 +45,10 @@ def test_threshold_proposals_multi_threshold_by_hand():
                      [0.6, 0.9],
                      [0.7, 0.1]])  # [T=3, C=2]
   classes, starts, ends = proposals.threshold_proposals(signal, [0.5, 0.05])
-  # Class 0: > 0.5 -> [1, 2]; > 0.05 -> [0, 2]. Class 1: > 0.5 -> [0, 1]; > 0.05 -> [0, 2].
-  np.testing.assert_array_equal(classes, [0, 0, 1, 1])
-  np.testing.assert_array_equal(starts, [0, 1, 0, 0])
-  np.testing.assert_array_equal(ends, [2, 2, 1, 2])
+  # Ascending thresholds first: > 0.05 -> class 0 [0, 2], class 1 [0, 2]; > 0.5 -> class 0 [1, 2], class 1 [0, 1].
+  np.testing.assert_array_equal(classes, [0, 1, 0, 1])
+  np.testing.assert_array_equal(starts, [0, 0, 1, 0])
+  np.testing.assert_array_equal(ends, [2, 2, 2, 1])
 
 
 def test_threshold_proposals_removes_duplicates_across_thresholds():
@@ -57,6 +58,32 @@ def test_threshold_proposals_removes_duplicates_across_thresholds():
   np.testing.assert_array_equal(classes, [0, 0])
   np.testing.assert_array_equal(starts, [1, 4])
   np.testing.assert_array_equal(ends, [2, 4])
+
+
+def test_threshold_proposals_duplicate_only_at_same_boundaries():
+  # At 0.5 the run [1, 2] equals the 0.2 run; at 0.7 the run [2, 2] is new (its neighbour 1 is above 0.5).
+  # A run touching the array edge ([4, 4] with no right neighbour) is a duplicate only if it is a run lower too.
+  signal = np.array([[0.1], [0.6], [0.8], [0.1], [0.9]])
+  classes, starts, ends = proposals.threshold_proposals(signal, [0.7, 0.2, 0.5])
+  np.testing.assert_array_equal(classes, [0, 0, 0])
+  np.testing.assert_array_equal(starts, [1, 4, 2])
+  np.testing.assert_array_equal(ends, [2, 4, 2])
+
+
+def test_threshold_proposals_matches_per_threshold_loop():
+  rng = np.random.default_rng(0)
+  for _ in range(50):
+    signal = np.round(rng.random((int(rng.integers(1, 25)), int(rng.integers(1, 4)))), 1)  # Ties with thresholds.
+    thresholds = np.round(rng.random(int(rng.integers(1, 6))), 1)
+    expected = set()
+    for threshold in thresholds:
+      for c in range(signal.shape[1]):
+        starts, ends = components.connected_components(signal[:, c] > threshold)
+        expected |= {(c, s, e) for s, e in zip(starts.tolist(), ends.tolist())}
+    classes, starts, ends = proposals.threshold_proposals(signal, thresholds)
+    got = list(zip(classes.tolist(), starts.tolist(), ends.tolist()))
+    assert len(got) == len(set(got))
+    assert set(got) == expected
 
 
 def test_threshold_proposals_is_strict_and_accepts_scalar():

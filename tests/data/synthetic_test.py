@@ -1,0 +1,166 @@
+"""Tests for stpn_tf/data/synthetic.py: determinism, the tiny preset's layout, ground truth and the cache."""
+
+import itertools
+import os
+
+import numpy as np
+import pytest
+
+from stpn_tf.data import schema
+from stpn_tf.data import synthetic
+
+
+def _videos(split="train", seed=0, n=None, preset="tiny"):
+  return list(itertools.islice(synthetic.generate_videos(preset, split, seed), n))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  return {split: _videos(split) for split in synthetic.SPLITS}
+
+
+def test_same_seed_gives_identical_videos():
+  a, b = _videos(n=3), _videos(n=3)
+  for x, y in zip(a, b):
+    assert x.video_id == y.video_id
+    np.testing.assert_array_equal(x.rgb, y.rgb)
+    np.testing.assert_array_equal(x.flow, y.flow)
+    np.testing.assert_array_equal(x.segments, y.segments)
+    np.testing.assert_array_equal(x.segment_labels, y.segment_labels)
+
+
+def test_different_seed_gives_different_videos():
+  a, b = _videos(n=2, seed=0), _videos(n=2, seed=1)
+  for x, y in zip(a, b):
+    assert x.rgb.shape != y.rgb.shape or not np.allclose(x.rgb, y.rgb)
+
+
+def test_tiny_layout(tiny):
+  cfg = synthetic.TINY
+  assert len(tiny["train"]) == 32 and len(tiny["test"]) == 16
+  assert cfg.num_classes == 4 and set(cfg.class_names) <= set(synthetic.THUMOS14_CLASSES)
+  for split, videos in tiny.items():
+    prefix = "video_validation_" if split == "train" else "video_test_"
+    assert all(v.video_id.startswith(prefix) for v in videos)
+    assert len({v.video_id for v in videos}) == len(videos)
+    for v in videos:
+      assert 30 <= v.num_segments <= 150
+      assert v.rgb.shape == v.flow.shape == (v.num_segments, 1024)
+      assert v.rgb.dtype == v.flow.dtype == np.float32
+      # duration = T / rate plus less than one segment.
+      assert v.num_segments / cfg.feature_rate <= v.duration < (v.num_segments + 1) / cfg.feature_rate
+  # Round-robin primary classes: every class appears in both splits.
+  for videos in tiny.values():
+    assert set(np.concatenate([v.labels for v in videos]).tolist()) == set(range(cfg.num_classes))
+
+
+def test_features_are_non_negative_and_finite(tiny):
+  for v in tiny["train"] + tiny["test"]:
+    for x in (v.rgb, v.flow):
+      assert np.all(np.isfinite(x)) and x.min() >= 0.0
+      assert 0.2 < x.mean() < 2.0        # post-ReLU I3D-like magnitudes, not all zeros
+
+
+def test_ground_truth_is_inside_the_video_and_matches_the_labels(tiny):
+  for v in tiny["train"] + tiny["test"]:
+    assert v.segments.shape == (v.segment_labels.size, 2) and v.segment_labels.size >= 1
+    assert np.all(v.segments[:, 0] >= 0) and np.all(v.segments[:, 1] <= v.duration)
+    assert np.all(v.segments[:, 1] > v.segments[:, 0])
+    assert set(v.segment_labels.tolist()) == set(v.labels.tolist())
+    assert np.all(np.diff(v.segments[:, 0]) >= 0)   # sorted by start
+
+
+def test_action_segments_carry_class_evidence(tiny):
+  """Nearest class mean on flow features of action segments, fitted on train, far above chance (0.25) on test."""
+  rate = synthetic.TINY.feature_rate
+
+  def labelled(videos):
+    xs, ys = [], []
+    for v in videos:
+      centre = (np.arange(v.num_segments) + 0.5) / rate
+      y = np.full(v.num_segments, -1)
+      for (start, end), c in zip(v.segments, v.segment_labels):
+        y[(centre >= start) & (centre < end)] = c
+      xs.append(v.flow[y >= 0])
+      ys.append(y[y >= 0])
+    return np.concatenate(xs), np.concatenate(ys)
+
+  x, y = labelled(tiny["train"])
+  xt, yt = labelled(tiny["test"])
+  means = np.stack([x[y == c].mean(0) for c in range(4)])
+  pred = np.argmin(((xt[:, None, :] - means[None]) ** 2).sum(-1), axis=1)
+  assert (pred == yt).mean() > 0.6
+
+
+def test_thumos14_preset_first_videos():
+  cfg = synthetic.THUMOS14
+  assert cfg.num_classes == 20 and cfg.class_names == synthetic.THUMOS14_CLASSES
+  assert cfg.split_sizes() == {"train": 200, "test": 212}
+  for v in _videos("test", n=2, preset="thumos14"):
+    assert v.rgb.shape[1] == v.flow.shape[1] == 1024
+    assert v.video_id.startswith("video_test_")
+    assert cfg.min_duration_s <= v.duration <= cfg.max_duration_s
+
+
+def test_coverage_matches_hand_computation():
+  # [0, 2] and [1, 3] overlap: union 3 s of a 10 s video; [8, 9] adds 1 s.
+  segments = np.array([[0.0, 2.0], [1.0, 3.0], [8.0, 9.0]])
+  assert synthetic.coverage(segments, 10.0) == pytest.approx(0.4)
+  assert synthetic.coverage(np.zeros((0, 2)), 10.0) == 0.0
+
+
+def test_placed_events_do_not_overlap():
+  rng = np.random.default_rng(0)
+  lengths = rng.uniform(1, 5, size=50)
+  starts = synthetic._place(lengths, 400.0, 0.5, rng)  # pylint: disable=protected-access
+  ends = starts + lengths
+  assert starts[0] >= 0 and ends[-1] <= 400.0 + 1e-9
+  assert np.all(starts[1:] >= ends[:-1] - 1e-9)
+
+
+def test_generate_writes_a_readable_dataset(tmp_path):
+  out = str(tmp_path / "tiny")
+  manifest = synthetic.generate(out, "tiny", seed=0)
+  assert manifest.class_names == list(synthetic.TINY.class_names)
+  assert manifest.extra["generator"] == "stpn_tf.data.synthetic"
+  assert manifest.extra["preset"] == "tiny" and manifest.extra["seed"] == 0
+  assert manifest.extra["config"]["flow"]["class_strength"] == synthetic.TINY.flow.class_strength
+  assert manifest.extra["stats"]["train"]["num_videos"] == 32
+  read = list(schema.read_videos(out, "test"))
+  expected = _videos("test")
+  assert [v.video_id for v in read] == [v.video_id for v in expected]
+  np.testing.assert_array_equal(read[0].flow, expected[0].flow)
+  np.testing.assert_allclose(read[0].segments, expected[0].segments)
+  with pytest.raises(FileExistsError):
+    synthetic.generate(out, "tiny", seed=0)
+
+
+def test_ensure_dataset_reuses_a_complete_directory(tmp_path, monkeypatch):
+  data_dir = synthetic.ensure_dataset(str(tmp_path), "tiny", seed=0)
+  assert os.path.basename(data_dir) == f"tiny-seed0-v{synthetic.GENERATOR_VERSION}"
+  manifest_path = os.path.join(data_dir, schema.MANIFEST_NAME)
+  mtime = os.path.getmtime(manifest_path)
+
+  def fail(*args, **kwargs):
+    raise AssertionError("ensure_dataset regenerated a complete dataset")
+
+  monkeypatch.setattr(synthetic, "generate", fail)
+  assert synthetic.ensure_dataset(str(tmp_path), "tiny", seed=0) == data_dir
+  assert os.path.getmtime(manifest_path) == mtime
+
+
+def test_ensure_dataset_regenerates_an_interrupted_directory(tmp_path):
+  data_dir = os.path.join(str(tmp_path), synthetic.dataset_name("tiny", 0))
+  os.makedirs(data_dir)
+  # What a killed generation leaves: a temporary shard and no manifest.
+  with open(os.path.join(data_dir, ".tmp-deadbeef-train-00000.tfrecord"), "wb") as f:
+    f.write(b"partial")
+  assert synthetic.ensure_dataset(str(tmp_path), "tiny", seed=0) == data_dir
+  manifest = schema.read_manifest(data_dir)
+  assert manifest.splits["train"]["num_videos"] == 32
+  assert not [n for n in os.listdir(data_dir) if n.startswith(".tmp-")]
+
+
+def test_unknown_preset_is_rejected(tmp_path):
+  with pytest.raises(ValueError, match="unknown synthetic preset"):
+    synthetic.ensure_dataset(str(tmp_path), "kinetics")
