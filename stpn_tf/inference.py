@@ -20,7 +20,8 @@ from stpn_tf.evaluation import detection
 from stpn_tf.evaluation import io as eval_io
 
 THUMOS14_TIOU = detection.THUMOS14_TIOU_THRESHOLDS
-# Model outputs that are per video ([B, C]); every other output has time on axis 1 ([B, T, ...]).
+# Model outputs that are per video ([B, ...]); every other output has time on axis 1 ([B, T, ...]). A task with
+# other video-level outputs lists them all in its `video_level_outputs` attribute.
 VIDEO_LEVEL_OUTPUTS = ("logits", "probabilities")
 
 
@@ -45,6 +46,7 @@ def predict_videos(task, models, data_dir: str, split: str, batch_size: int = 8
   Video info: video_id, labels [C] multi-hot, duration, num_segments, segments [S, 2] s, segment_labels [S].
   """
   fns = _predict_fns(models)
+  video_level = getattr(task, "video_level_outputs", VIDEO_LEVEL_OUTPUTS)
   ds = pipeline.make_eval_dataset(data_dir, split, batch_size=batch_size, streams=task.streams)
   for batch in ds:
     outputs = {name: {k: v.numpy() for k, v in fns[name](task.network_inputs(name, batch)).items()}
@@ -58,7 +60,7 @@ def predict_videos(task, models, data_dir: str, split: str, batch_size: int = 8
               batch["segment_labels"][i].numpy()[keep]}
       per_video = {}
       for name, out in outputs.items():
-        per_video[name] = {k: v[i] if k in VIDEO_LEVEL_OUTPUTS else v[i, :length] for k, v in out.items()}
+        per_video[name] = {k: v[i] if k in video_level else v[i, :length] for k, v in out.items()}
       yield info, per_video
 
 

@@ -7,7 +7,7 @@ num_segments [B], segments [B, S, 2] and segment_labels [B, S] (padded with -1).
 """
 
 import random
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import gin
 import tensorflow as tf
@@ -43,8 +43,19 @@ def _records(data_dir: str, split: str, *, shuffle_files: bool, seed: int, input
   return manifest, records
 
 
+def _check_compatible(data_dirs, streams):
+  """Datasets mixed into one training stream must share the class list and the feature dimensions."""
+  manifests = [schema.read_manifest(d) for d in data_dirs]
+  for d, m in zip(data_dirs[1:], manifests[1:]):
+    if m.class_names != manifests[0].class_names:
+      raise schema.DataFormatError(f"{d} and {data_dirs[0]} have different class lists; they cannot be mixed")
+    for s in streams:
+      if m.feature_dims.get(s) != manifests[0].feature_dims.get(s):
+        raise schema.DataFormatError(f"{d} and {data_dirs[0]} have different {s!r} feature dimensions")
+
+
 @gin.configurable(denylist=["data_dir", "input_context"])
-def make_train_dataset(data_dir: str,
+def make_train_dataset(data_dir: Union[str, Sequence[str]],
                        split: str = "train",
                        batch_size: int = 32,
                        sampler=None,
@@ -54,11 +65,13 @@ def make_train_dataset(data_dir: str,
                        deterministic: bool = False,
                        repeat: bool = True,
                        validate: bool = True,
+                       mixing_weights: Optional[Sequence[float]] = None,
                        input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
   """Shuffled, repeated, sampled and batched training videos.
 
   Args:
-    data_dir: dataset directory (schema.MANIFEST_NAME inside).
+    data_dir: dataset directory (schema.MANIFEST_NAME inside), or several with the same class list, mixed into
+      one stream (e.g. Nguyen et al. 2019's "Ours + MV": extra weakly-tagged videos added to training).
     split: split name in the manifest.
     batch_size: global batch size; with an input_context each replica gets its per-replica share.
     sampler: a sampling strategy from stpn_tf.data.sampling (default: STPN's UniformPerturbedSampler(400)).
@@ -68,6 +81,8 @@ def make_train_dataset(data_dir: str,
     deterministic: keep element order fixed despite parallel reads.
     repeat: repeat forever (training) or one pass.
     validate: check every record (dimension, NaN/Inf, length, labels) and fail naming file and video.
+    mixing_weights: with several data_dirs, the probability of drawing from each (default: proportional to
+      their number of videos, i.e. as if they were one dataset).
     input_context: from tf.distribute; each input pipeline then reads its own share of the data.
 
   Returns:
@@ -76,6 +91,31 @@ def make_train_dataset(data_dir: str,
   sampler = sampler or sampling.UniformPerturbedSampler()
   if seed is None:
     seed = random.randrange(2**31)
+  data_dirs = [data_dir] if isinstance(data_dir, str) else list(data_dir)
+  _check_compatible(data_dirs, streams)
+  videos = [_sampled_videos(d, split, sampler, tuple(streams), shuffle_buffer, seed + i, deterministic, repeat,
+                            validate, input_context) for i, d in enumerate(data_dirs)]
+  if len(videos) == 1:
+    ds = videos[0]
+  else:
+    if mixing_weights is None:
+      counts = [schema.read_manifest(d).splits[split]["num_videos"] for d in data_dirs]
+      mixing_weights = [c / sum(counts) for c in counts]
+    ds = tf.data.Dataset.sample_from_datasets(videos, weights=list(mixing_weights), seed=seed,
+                                              stop_on_empty_dataset=False)
+  per_replica = input_context.get_per_replica_batch_size(batch_size) if input_context else batch_size
+  if sampler.output_length is None:
+    ds = ds.padded_batch(per_replica, drop_remainder=repeat)
+  else:
+    ds = ds.batch(per_replica, drop_remainder=repeat)
+  options = tf.data.Options()
+  options.deterministic = deterministic
+  return ds.with_options(options).prefetch(AUTOTUNE)
+
+
+def _sampled_videos(data_dir, split, sampler, streams, shuffle_buffer, seed, deterministic, repeat, validate,
+                    input_context):
+  """One dataset's shuffled stream of sampled (unbatched) videos."""
   manifest, records = _records(data_dir, split, shuffle_files=True, seed=seed, input_context=input_context,
                                deterministic=deterministic)
   parse = schema.parse_fn(manifest, streams, validate=validate)
@@ -85,7 +125,6 @@ def make_train_dataset(data_dir: str,
     records = records.repeat()
   # One independent stateless seed per element keeps sampling reproducible under parallel map.
   seeds = tf.data.Dataset.random(seed=seed).batch(2)
-  streams = tuple(streams)
 
   def _sample(element, element_seed):
     filename, record = element
@@ -98,16 +137,8 @@ def make_train_dataset(data_dir: str,
     out["video_id"] = video["video_id"]
     return out
 
-  ds = tf.data.Dataset.zip((records, seeds)).map(_sample, num_parallel_calls=AUTOTUNE,
-                                                 deterministic=deterministic)
-  per_replica = input_context.get_per_replica_batch_size(batch_size) if input_context else batch_size
-  if sampler.output_length is None:
-    ds = ds.padded_batch(per_replica, drop_remainder=repeat)
-  else:
-    ds = ds.batch(per_replica, drop_remainder=repeat)
-  options = tf.data.Options()
-  options.deterministic = deterministic
-  return ds.with_options(options).prefetch(AUTOTUNE)
+  return tf.data.Dataset.zip((records, seeds)).map(_sample, num_parallel_calls=AUTOTUNE,
+                                                   deterministic=deterministic)
 
 
 @gin.configurable(denylist=["data_dir", "split", "input_context"])

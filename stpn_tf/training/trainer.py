@@ -8,7 +8,7 @@ and all networks step together on the same batch in one compiled function.
 import json
 import os
 import time
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 from absl import logging
 import gin
@@ -139,6 +139,7 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
                keep_checkpoints: int = 3,
                jit_compile: bool = True,
                final_evaluation: bool = True,
+               extra_train_dirs: Sequence[str] = (),
                seed: int = 0) -> Dict:
   """Trains `task` on data_dir's "train" split, checkpointing into model_dir, then evaluates on "test".
 
@@ -159,6 +160,8 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
     keep_checkpoints: checkpoints kept by the CheckpointManager.
     jit_compile: compile the per-replica step with XLA.
     final_evaluation: localize and score the test split at the end.
+    extra_train_dirs: more datasets with the same class list whose "train" split is mixed into training
+      (e.g. the extra weakly-tagged videos of Nguyen et al. 2019, "Ours + MV").
     seed: seeds the input pipeline and TensorFlow's global generator.
   """
   from stpn_tf import inference  # the post-processing side imports models; kept out of module import time
@@ -191,7 +194,7 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
     f.write(gin.config_str())
 
   def dataset_fn(input_context):
-    return pipeline.make_train_dataset(data_dir, batch_size=batch_size, streams=task.streams, seed=seed,
+    return pipeline.make_train_dataset([data_dir, *extra_train_dirs], batch_size=batch_size, streams=task.streams, seed=seed,
                                        input_context=input_context)
 
   dataset = strategy.distribute_datasets_from_function(dataset_fn)

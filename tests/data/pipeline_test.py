@@ -73,3 +73,24 @@ def test_input_context_gives_disjoint_shares(tmp_path):
     seen.append(ids)
   assert not seen[0] & seen[1]
   assert len(seen[0] | seen[1]) == 8
+
+
+def test_several_datasets_mix_into_one_stream(tmp_path):
+  testing_utils.write_random_dataset(tmp_path / "a", num_train=4)
+  extra = [testing_utils.random_video(f"extra_{i}", 10, seed=50 + i) for i in range(4)]
+  schema.write_dataset(str(tmp_path / "b"), {"train": extra}, ["class0", "class1", "class2"], 1.5625,
+                       feature_dims={"rgb": 8, "flow": 8})
+  ds = pipeline.make_train_dataset([str(tmp_path / "a"), str(tmp_path / "b")], batch_size=2, seed=0,
+                                   sampler=sampling.UniformPerturbedSampler(num_segments=4))
+  ids = [v.decode() for b in ds.take(30) for v in b["video_id"].numpy()]
+  from_b = sum(i.startswith("extra_") for i in ids)
+  assert 0 < from_b < len(ids)                     # both datasets feed the stream
+  assert 15 <= from_b <= 45                        # about half, by their video counts (4 and 4)
+
+
+def test_mixing_different_class_lists_is_refused(tmp_path):
+  testing_utils.write_random_dataset(tmp_path / "a", num_classes=3)
+  testing_utils.write_random_dataset(tmp_path / "b", num_classes=4)
+  import pytest
+  with pytest.raises(schema.DataFormatError, match="different class lists"):
+    pipeline.make_train_dataset([str(tmp_path / "a"), str(tmp_path / "b")])
