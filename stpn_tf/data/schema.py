@@ -121,9 +121,19 @@ def validate_video(video: Video, num_classes: int, feature_dims: Dict[str, int],
 
 
 def serialize_video(video: Video) -> bytes:
-  """Encodes one video as a serialized tf.train.SequenceExample (call validate_video first)."""
+  """Encodes one video as a serialized tf.train.SequenceExample (call validate_video first).
+
+  The context goes through protobuf; the feature lists, which are nearly all of the bytes, are written straight in
+  the protobuf wire format with NumPy (every row has the same header), which is several times faster than building
+  one Feature message per row and parses to the identical message (tested against the protobuf encoder).
+  """
+  lists = b"".join(_map_entry(stream, _feature_list_bytes(getattr(video, stream))) for stream in STREAMS)
+  return _field(1, _context_bytes(video)) + _field(2, lists)
+
+
+def _context_bytes(video: Video) -> bytes:
   segments = np.asarray(video.segments, np.float32).reshape(-1, 2)
-  context = tf.train.Features(feature={
+  return tf.train.Features(feature={
       _VIDEO_ID: _bytes([video.video_id.encode("utf-8")]),
       _LABELS: _int64(np.asarray(video.labels, np.int64)),
       _DURATION: _float([float(video.duration)]),
@@ -131,13 +141,55 @@ def serialize_video(video: Video) -> bytes:
       _SEG_START: _float(segments[:, 0]),
       _SEG_END: _float(segments[:, 1]),
       _SEG_LABEL: _int64(np.asarray(video.segment_labels, np.int64)),
-  })
-  feature_lists = {}
+  }).SerializeToString()
+
+
+def serialize_video_reference(video: Video) -> bytes:
+  """The same message built with protobuf objects only (slow; the reference the fast encoder is tested against)."""
+  message = tf.train.SequenceExample()
+  message.context.ParseFromString(_context_bytes(video))
   for stream in STREAMS:
     rows = np.ascontiguousarray(getattr(video, stream), dtype="<f4")
-    feature_lists[stream] = tf.train.FeatureList(feature=[_bytes([row.tobytes()]) for row in rows])
-  return tf.train.SequenceExample(
-      context=context, feature_lists=tf.train.FeatureLists(feature_list=feature_lists)).SerializeToString()
+    message.feature_lists.feature_list[stream].CopyFrom(
+        tf.train.FeatureList(feature=[_bytes([row.tobytes()]) for row in rows]))
+  return message.SerializeToString()
+
+
+def _varint(value: int) -> bytes:
+  out = bytearray()
+  while True:
+    byte = value & 0x7F
+    value >>= 7
+    if value:
+      out.append(byte | 0x80)
+    else:
+      out.append(byte)
+      return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+  """A length-delimited protobuf field (wire type 2)."""
+  return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _map_entry(key: str, value: bytes) -> bytes:
+  """One entry of FeatureLists.feature_list (map<string, FeatureList>, field 1): {1: key, 2: value}."""
+  return _field(1, _field(1, key.encode("utf-8")) + _field(2, value))
+
+
+def _feature_list_bytes(features: np.ndarray) -> bytes:
+  """FeatureList {repeated Feature feature = 1}, each Feature {bytes_list = 1 {value = 1: one row's bytes}}."""
+  rows = np.ascontiguousarray(features, dtype="<f4")
+  num_rows, dim = rows.shape
+  row_len = 4 * dim
+  bytes_list = _varint(1 << 3 | 2) + _varint(row_len)                     # BytesList.value header
+  feature = _varint(1 << 3 | 2) + _varint(len(bytes_list) + row_len)      # Feature.bytes_list header
+  entry = _varint(1 << 3 | 2) + _varint(len(feature) + len(bytes_list) + row_len)  # FeatureList.feature header
+  header = np.frombuffer(entry + feature + bytes_list, np.uint8)
+  out = np.empty((num_rows, header.size + row_len), np.uint8)             # [T, header + row bytes]
+  out[:, :header.size] = header
+  out[:, header.size:] = rows.view(np.uint8).reshape(num_rows, row_len)
+  return out.tobytes()
 
 
 def _bytes(values):
@@ -357,15 +409,15 @@ def parse_fn(manifest: Manifest, streams: Sequence[str] = STREAMS, validate: boo
           with tf.control_dependencies([finite]):
             x = tf.identity(x)
         out[s] = x
+      # Every output waits for the checks, so no op downstream (e.g. tf.ones([num_segments])) can fail first
+      # with a message that does not name the file and video.
       out["video_id"] = tf.identity(video_id)
-    out["labels"] = tf.reduce_max(tf.one_hot(labels, num_classes, dtype=tf.float32), axis=0) \
-        if num_classes else tf.zeros([0])
-    # reduce_max over an empty label list gives -inf rows; clamp to a proper zero vector.
-    out["labels"] = tf.maximum(out["labels"], 0.0)
-    out["duration"] = context[_DURATION]
-    out["num_segments"] = tf.cast(num_segments, tf.int32)
-    out["segments"] = tf.stack([starts, ends], axis=-1)
-    out["segment_labels"] = tf.cast(seg_labels, tf.int32)
+      # reduce_max over an empty label list gives -inf rows; clamp to a proper zero vector.
+      out["labels"] = tf.maximum(tf.reduce_max(tf.one_hot(labels, num_classes, dtype=tf.float32), axis=0), 0.0)
+      out["duration"] = tf.identity(context[_DURATION])
+      out["num_segments"] = tf.cast(num_segments, tf.int32)
+      out["segments"] = tf.stack([starts, ends], axis=-1)
+      out["segment_labels"] = tf.cast(seg_labels, tf.int32)
     return out
 
   return _parse

@@ -120,3 +120,14 @@ def test_reader_names_file_video_and_problem(tmp_path, kwargs, problem):
 def test_missing_data_dir_is_clear(tmp_path):
   with pytest.raises(schema.DataFormatError, match="does not exist"):
     schema.read_manifest(str(tmp_path / "nope"))
+
+
+def test_fast_encoder_equals_protobuf_encoder():
+  video = testing_utils.random_video("enc", 37, dim=300)   # 1200-byte rows: two-byte varint lengths
+  video.labels = np.array([0, 2])
+  fast = tf.train.SequenceExample.FromString(schema.serialize_video(video))
+  slow = tf.train.SequenceExample.FromString(schema.serialize_video_reference(video))
+  assert fast == slow
+  assert len(fast.feature_lists.feature_list["rgb"].feature) == 37
+  row = np.frombuffer(fast.feature_lists.feature_list["flow"].feature[5].bytes_list.value[0], "<f4")
+  np.testing.assert_array_equal(row, video.flow[5])
