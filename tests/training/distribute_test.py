@@ -1,0 +1,83 @@
+"""tf.distribute: mirrored replicas and multiple workers give the weights of one device (stpn_tf/training)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from stpn_tf.training import distribute
+
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "distribute_worker.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _env(**extra):
+  env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+  env.update(extra)
+  return env
+
+
+def _run(mode, out, env=None):
+  return subprocess.run([sys.executable, WORKER, mode, str(out)], env=env or _env(), capture_output=True,
+                        text=True, timeout=240)
+
+
+def _load(path):
+  with np.load(path) as f:
+    return {k: f[k] for k in f.files}
+
+
+def _assert_same(a, b):
+  assert a.keys() == b.keys()
+  for k in a:
+    np.testing.assert_allclose(a[k], b[k], atol=1e-5, err_msg=k)
+
+
+def test_mirrored_two_cpus_equals_one_device(tmp_path):
+  single, mirrored = _run("single", tmp_path / "s.npz"), _run("mirrored", tmp_path / "m.npz")
+  assert single.returncode == 0, single.stderr[-2000:]
+  assert mirrored.returncode == 0, mirrored.stderr[-2000:]
+  a, b = _load(tmp_path / "s.npz"), _load(tmp_path / "m.npz")
+  _assert_same(a, b)
+  # The comparison means something: training moved the weights away from their (shared) initial values.
+  assert any(not np.allclose(a[k], a[f"init/{k}"]) for k in a if not k.startswith("init/"))
+
+
+def _free_ports(n):
+  socks = [socket.socket() for _ in range(n)]
+  for s in socks:
+    s.bind(("127.0.0.1", 0))
+  ports = [s.getsockname()[1] for s in socks]
+  for s in socks:
+    s.close()
+  return ports
+
+
+def test_multi_worker_two_processes_agree(tmp_path):
+  ports = _free_ports(2)
+  cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+  procs = []
+  try:
+    for i in range(2):
+      tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+      procs.append(subprocess.Popen([sys.executable, WORKER, "multi_worker", str(tmp_path / f"w{i}.npz")],
+                                    env=_env(TF_CONFIG=tf_config), stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=240) for p in procs]
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+        p.wait()
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-2000:]
+  _assert_same(_load(tmp_path / "w0.npz"), _load(tmp_path / "w1.npz"))
+
+
+def test_unknown_strategy_is_rejected():
+  with pytest.raises(ValueError, match="--strategy"):
+    distribute.get_strategy("horovod")
