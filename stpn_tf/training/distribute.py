@@ -23,3 +23,23 @@ def get_strategy(name: str = "default", tpu: str = "") -> tf.distribute.Strategy
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
   raise ValueError(f"--strategy must be one of {STRATEGIES}, got {name!r}")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+  """True on the one worker that writes checkpoints, summaries and results (always true without a cluster)."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not resolver.cluster_spec().as_dict():
+    return True
+  if resolver.task_type == "chief":
+    return True
+  has_chief = "chief" in resolver.cluster_spec().as_dict()
+  return not has_chief and resolver.task_type == "worker" and resolver.task_id == 0
+
+
+def worker_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str:
+  """Where this worker saves checkpoints: model_dir on the chief; a private scratch folder on the others (saving
+  under MultiWorkerMirroredStrategy is collective, so every worker must save, but only the chief's copy counts)."""
+  if is_chief(strategy):
+    return model_dir
+  resolver = strategy.cluster_resolver
+  return f"{model_dir}/.{resolver.task_type}_{resolver.task_id}"

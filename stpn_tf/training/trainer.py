@@ -19,6 +19,7 @@ import tensorflow as tf
 from stpn_tf.data import pipeline
 from stpn_tf.data import schema
 from stpn_tf.layers import masking
+from stpn_tf.training import distribute
 
 RUN_INFO = "run_info.json"
 
@@ -182,16 +183,20 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
 
   trainer = Trainer(task, manifest, strategy, batch_size, jit_compile=jit_compile)
   checkpoint = trainer.checkpoint()
-  manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=keep_checkpoints)
-  if manager.latest_checkpoint:
+  chief = distribute.is_chief(strategy)
+  manager = tf.train.CheckpointManager(checkpoint, distribute.worker_dir(model_dir, strategy),
+                                       max_to_keep=keep_checkpoints)
+  latest = tf.train.latest_checkpoint(model_dir)   # every worker resumes from the chief's checkpoint
+  if latest:
     try:
-      checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+      checkpoint.restore(latest).assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as e:
-      raise ModelDirError(f"{model_dir}: checkpoint {manager.latest_checkpoint} does not match this model "
+      raise ModelDirError(f"{model_dir}: checkpoint {latest} does not match this model "
                           f"({e}). Use another --model_dir.") from e
-    logging.info("Resumed from %s at step %d", manager.latest_checkpoint, int(trainer.step))
-  with tf.io.gfile.GFile(os.path.join(model_dir, "config.gin"), "w") as f:
-    f.write(gin.config_str())
+    logging.info("Resumed from %s at step %d", latest, int(trainer.step))
+  if chief:
+    with tf.io.gfile.GFile(os.path.join(model_dir, "config.gin"), "w") as f:
+      f.write(gin.config_str())
 
   def dataset_fn(input_context):
     return pipeline.make_train_dataset([data_dir, *extra_train_dirs], batch_size=batch_size, streams=task.streams, seed=seed,
@@ -199,7 +204,8 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
 
   dataset = strategy.distribute_datasets_from_function(dataset_fn)
   iterator = iter(dataset)
-  writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+  writer = tf.summary.create_file_writer(os.path.join(model_dir, "train")) if chief else \
+      tf.summary.create_noop_writer()
   step = int(trainer.step)
   if step < num_steps:
     logging.info("Training %s for %d steps (from step %d), batch %d, model_dir %s", task.name, num_steps, step,
@@ -218,19 +224,19 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
                  rate * batch_size, total, _format_eta((num_steps - step) / max(rate, 1e-9)))
     if step % checkpoint_every == 0 or step == num_steps:
       manager.save(checkpoint_number=step)
-      if step == checkpoint_every or start_step == 0 and step <= checkpoint_every:
+      if chief and (step == checkpoint_every or start_step == 0 and step <= checkpoint_every):
         with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"), "w") as f:
           f.write(gin.operative_config_str())
-    if eval_every and (step % eval_every == 0 or step == num_steps) and "test" in manifest.splits:
+    if chief and eval_every and (step % eval_every == 0 or step == num_steps) and "test" in manifest.splits:
       metrics = inference.classification_metrics(task, trainer.models, data_dir, "test")
       with writer.as_default(step=step):
         tf.summary.scalar("eval/classification_mAP", metrics["classification_mAP"])
       logging.info("step %d: video-level classification mAP on test %.4f", step, metrics["classification_mAP"])
   writer.flush()
-  if not tf.io.gfile.exists(os.path.join(model_dir, "operative_config.gin")):
+  if chief and not tf.io.gfile.exists(os.path.join(model_dir, "operative_config.gin")):
     with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"), "w") as f:
       f.write(gin.operative_config_str())
   results = {"step": step}
-  if final_evaluation and "test" in manifest.splits:
+  if chief and final_evaluation and "test" in manifest.splits:
     results.update(inference.evaluate_split(task, trainer.models, data_dir, "test", model_dir=model_dir))
   return results
