@@ -30,6 +30,8 @@ import sys
 from absl import app
 from absl import flags
 
+from stpn_tf import common_flags  # noqa: F401  (--model_dir: model mode; --data_dir: its dataset)
+
 FLAGS = flags.FLAGS
 
 # File-scoring mode.
@@ -45,8 +47,6 @@ flags.DEFINE_string("exclude_videos", None, "Videos removed from ground truth an
 flags.DEFINE_string("output_json", None, "Where to write the scores (JSON, written atomically). Optional: the table "
                     "is always printed.")
 # Model mode.
-flags.DEFINE_string("model_dir", None, "Trained model directory: run the model and score it (model mode).")
-flags.DEFINE_string("data_dir", None, "Dataset directory for model mode.")
 flags.DEFINE_string("predictions_out", None, "Model mode: where to write the model's detections JSON.")
 
 

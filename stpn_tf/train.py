@@ -12,14 +12,13 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from stpn_tf import common_flags
 from stpn_tf import config
 from stpn_tf.training import distribute
 from stpn_tf.training import trainer
 
 _GIN_FILE = flags.DEFINE_multi_string("gin_file", [], "gin config files (searched in gin_configs/ too).")
 _GIN_PARAM = flags.DEFINE_multi_string("gin_param", [], "gin bindings, e.g. 'STPN.sparsity_weight = 0.0'.")
-_MODEL_DIR = flags.DEFINE_string("model_dir", None, "checkpoints, summaries and results.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "dataset directory; default: the built-in dataset.")
 _NUM_STEPS = flags.DEFINE_integer("num_steps", None, "total training steps; default from the gin config.")
 _STRATEGY = flags.DEFINE_enum("strategy", "default", distribute.STRATEGIES, "tf.distribute strategy.")
 _TPU = flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
@@ -29,8 +28,8 @@ def main(argv):
   del argv
   config.parse_gin(_GIN_FILE.value, _GIN_PARAM.value)
   strategy = distribute.get_strategy(_STRATEGY.value, _TPU.value)
-  data_dir = _DATA_DIR.value or config.builtin_dataset()
-  model_dir = _MODEL_DIR.value or config.default_model_dir(_GIN_FILE.value)
+  data_dir = common_flags.DATA_DIR.value or config.builtin_dataset()
+  model_dir = common_flags.MODEL_DIR.value or config.default_model_dir(_GIN_FILE.value)
   logging.info("data_dir %s\nmodel_dir %s", data_dir, model_dir)
   trainer.train_eval(model_dir, data_dir, _NUM_STEPS.value, strategy)
 
