@@ -5,35 +5,36 @@ model whose parts correspond to the difficulties the WTAL papers address. Every 
 `SyntheticConfig`; the presets `THUMOS14` and `TINY` are named instances of it.
 
 Generative model. Each stream s in {rgb, flow} has its own latent space of dimension r (`latent_dim`), its own
-random vectors and its own projection to the D feature dimensions. All latent vectors below are unit-norm and the
-latent noise has unit variance per dimension, so every `*_strength` is a signal-to-noise ratio d' along that
-vector's direction for one segment.
+random vectors and its own projection to the D feature dimensions. Latent vectors are unit-norm and the latent noise
+has unit variance per dimension, so a `*_strength` is a per-segment signal-to-noise ratio along its direction.
 
   World (drawn once from the seed, shared by both splits):
-    M_s   [r, D]  Gaussian projection, entries N(0, proj_scale^2)
-    mu_s  [D]     per-dimension offset, Gamma distributed, so that features look like post-ReLU I3D activations
-    A_s   [r]     generic "actionness"/motion direction, shared by all classes
-    core_c [r]    class prototype  = unit(sqrt(rho) F_family(c) + sqrt(1 - rho) own_c)    (similar classes share F)
-    P_c,k  [r]    phase k in {start, middle, end}: middle = core_c; start/end =
-                  unit(sqrt(phi) core_c + sqrt(1 - phi) H_family(c),k): the ends of an action look like its family
-    Q_c   [r]     class-typical scene  = unit(sqrt(rho_scene) SF_scenefamily(c) + sqrt(1 - rho_scene) own scene)
-    R_j   [r]     generic scenes (crowd, studio, ...), j < num_generic_scenes
-    X_j   [r]     prototypes of non-target actions (THUMOS's other 81 classes), j < num_other_actions
+    M_s    [r, D]  Gaussian projection, entries N(0, proj_scale^2)
+    mu_s   [D]     per-dimension offset, Gamma(mean_shape, mean_scale) - mean_shift: post-ReLU-like activations
+    A_s    [r]     generic "actionness" / motion direction, shared by all classes
+    core_c [r]     class prototype = unit(sqrt(rho) F_family(c) + sqrt(1 - rho) own_c): similar classes share F
+    P_c,k  [r]     phase k in {start, middle, end}: middle = core_c, start / end =
+                   unit(sqrt(phi) core_c + sqrt(1 - phi) H_family(c),k): the ends of an action look like its family's
+    Q_c    [r]     class-typical scene = unit(sqrt(rho_scene) SF_scenefamily(c) + sqrt(1 - rho_scene) own scene)
+    R_j    [r]     generic scenes (crowd, studio, ...), j < num_generic_scenes
+    X_j    [r]     prototypes of non-target actions (THUMOS's other classes), j < num_other_actions
 
-  Video v with T segments, events e (labeled instances, unlabeled true instances, distractors, other actions),
-  each covering a fraction O[t, e] of segment t at relative position u[t, e] in [0, 1] of the event:
-    z_t = act_s * sum_e O[t,e] a_e env_act(u) A_s                                  actionness
-        + cls_s * sum_e O[t,e] c_e env_cls(u) sum_k h_k(u) (P_{c_e,k} + style_v,c + jitter_e)   class evidence
-        + scene_s * S_shot(t)          S = unit(beta_v Q_c(v) + (1 - beta_v) R_j(v) + shot jitter); cutaway
-                                       shots use a generic scene only. Present in background too (rgb leak).
-        + offset_s * V_v               per-video nuisance (camera, lighting), constant in time
-        + n_t                          n = temporally smoothed N(0, I_r) (Gaussian kernel, `noise_smooth_segments`)
-    x_t = g_v * relu(mu_s + z_t M_s + iso_noise * (eps_t + eps_{t-1}) / sqrt(2))     [T, D] float32, >= 0
-  env_cls ramps from `class_edge_floor` at the ends to 1 in the middle (ends are less discriminative) while
-  env_act stays high over the whole event; h_k are hat functions over u blending the phases. Distractors are
-  background stretches with a weak copy (a_e, c_e < 1) of the video's class or a similar one; other actions carry
-  actionness with a non-target prototype X_j; unlabeled instances are real actions missing from the ground truth.
-  g_v ~ LogNormal(0, gain_log_std) per stream.
+  Video v: T segments and events e (labeled instances, unlabeled true instances, lead-in / follow-through context,
+  distractors, other actions); O[t, e] is the share of segment t covered by event e, u[t, e] in [0, 1] the
+  position of the segment's centre inside the event, m_t a smooth random intensity modulation (pauses):
+    z_t = act_s * m_t sum_e O[t,e] a_e env_act(u) A_s                                            [r] actionness
+        + cls_s * m_t sum_e O[t,e] c_e env_cls(u) sum_k h_k(u) (P_{c_e,k} + style_v,c + jitter_e)   class evidence
+        + scene_s * S_shot(t)   S = unit(beta_v Q_c(v) + (1 - beta_v) R_j(v) + shot jitter); cutaway shots show a
+                                generic scene only. Present in background too, so rgb background leaks the class.
+        + offset_s * V_v        per-video nuisance (camera, lighting), constant in time
+        + n_t                   temporally smoothed N(0, I_r) (Gaussian kernel of `noise_smooth_segments`)
+    x_t = g_v * relu(mu_s + z_t M_s + iso_noise * (eps_t + eps_{t-1}) / sqrt(2))        [T, D] float32, >= 0
+  env_cls ramps from `class_edge_floor` at an event's ends to 1 in its middle (the ends are less discriminative)
+  while env_act stays higher; h_k are hat functions of u blending the three phases. Distractors are background
+  stretches with a weak copy (a_e, c_e < 1) of the video's class or a similar one; other actions carry actionness
+  with a non-target prototype X_j; unlabeled instances are real actions missing from the ground truth; context
+  events sit just before / after an instance with weaker actionness and only its start / end phase (run-up,
+  replay), so an action's extent is ambiguous. g_v ~ LogNormal(0, gain_log_std) per video and stream.
 
 Layout: durations are log-normal (seconds), T = floor(duration * rate); instance counts come from a per-video
 log-normal rate per minute; instance lengths are log-normal around a per-class median (THUMOS14's medians, with a
@@ -88,7 +89,7 @@ SPLITS = ("train", "test")
 _SPLIT_CODE = {"train": 1, "test": 2}
 _VIDEO_ID_PREFIX = {"train": "video_validation_", "test": "video_test_"}
 # Event kinds.
-_GT, _UNLABELED, _DISTRACTOR, _OTHER = 0, 1, 2, 3
+_GT, _UNLABELED, _DISTRACTOR, _OTHER, _CONTEXT = 0, 1, 2, 3, 4
 _NUM_PHASES = 3   # start, middle, end
 
 
@@ -100,9 +101,10 @@ class StreamConfig:
   scene_strength: float           # per-shot scene, present in background as well
   video_offset_strength: float    # constant per-video nuisance vector
   iso_noise: float                # full-rank per-dimension noise added after the projection
-  proj_scale: float = 0.045       # per-dimension std of a unit latent vector after projection
-  mean_shape: float = 2.0         # Gamma(shape, scale) per-dimension offset mu
-  mean_scale: float = 0.25
+  proj_scale: float = 0.07        # per-dimension std of a unit latent vector after projection
+  mean_shape: float = 2.0         # per-dimension offset mu = Gamma(shape, scale) - mean_shift
+  mean_scale: float = 0.1
+  mean_shift: float = 0.0         # > 0 makes features sparser (more exact zeros after the ReLU)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +126,7 @@ class SyntheticConfig:
   max_duration_s: float = 1500.0
 
   # Labels.
-  multi_label_prob: float = 0.12           # a video has 2+ classes
+  multi_label_prob: float = 0.12           # share of videos with 2+ classes (exact per split, rounded)
   third_label_prob: float = 0.1            # given 2+, it has 3
   family_partner_prob: float = 0.85        # the extra class comes from the primary class's action family
   secondary_class_weight: Tuple[float, float] = (0.3, 0.8)   # share of instances of an extra class, uniform range
@@ -137,7 +139,7 @@ class SyntheticConfig:
   long_instance_prob: float = 0.01         # rare long instances (x4.5 to x27): lengths up to minutes
   min_length_s: float = 0.3
   max_coverage: float = 0.8                # labeled + unlabeled instances cover at most this share of a video
-  gap_concentration: float = 0.6           # Dirichlet alpha of the gaps: < 1 clusters events
+  gap_concentration: float = 0.4           # Dirichlet alpha of the gaps: < 1 clusters events
   unlabeled_instance_prob: float = 0.04    # a real instance missing from the ground truth
 
   # Background confusers.
@@ -151,17 +153,23 @@ class SyntheticConfig:
   num_other_actions: int = 40
 
   # Shape of an instance.
-  class_edge_floor: float = 0.25           # class evidence at an instance's ends, relative to its middle
-  class_ramp_fraction: float = 0.35        # share of the instance (each end) over which class evidence ramps up
-  actionness_edge_floor: float = 0.7
+  class_edge_floor: float = 0.15           # class evidence at an instance's ends, relative to its middle
+  class_ramp_fraction: float = 0.4         # share of the instance (each end) over which class evidence ramps up
+  actionness_edge_floor: float = 0.5      # actionness at an instance's ends, relative to its middle
+  actionness_ramp_fraction: float = 0.25
   phase_width: float = 0.3                 # start/end phases occupy this share of the instance at each end
   instance_strength_log_std: float = 0.25  # per-instance multiplier of class and actionness strength
+  intensity_modulation: float = 0.35      # std of a smooth multiplicative modulation of every event's signal
+  context_prob: float = 0.8                # each side of an instance has lead-in / follow-through context
+  context_length_fraction: Tuple[float, float] = (0.3, 1.0)   # of the instance's length, uniform range
+  context_actionness_mult: Tuple[float, float] = (0.5, 0.9)
+  context_class_mult: Tuple[float, float] = (0.2, 0.4)
 
   # Latent structure.
   latent_dim: int = 64
   family_share: float = 0.5                # rho: squared cosine shared by classes of one action family
   phase_class_share: float = 0.4           # phi: how much of the class prototype the start/end phases keep
-  video_style: float = 0.35                # per-(video, class) perturbation of the prototypes, relative
+  video_style: float = 0.25                # per-(video, class) perturbation of the prototypes, relative
   instance_jitter: float = 0.25            # per-instance perturbation of the prototype, relative
   scene_family_share: float = 0.6
   num_generic_scenes: int = 48
@@ -173,9 +181,9 @@ class SyntheticConfig:
   gain_log_std: float = 0.1                # per-video, per-stream feature scale
 
   rgb: StreamConfig = StreamConfig(
-      actionness_strength=1.5, class_strength=2.5, scene_strength=2.0, video_offset_strength=0.8, iso_noise=0.15)
+      actionness_strength=2.5, class_strength=3.0, scene_strength=2.0, video_offset_strength=0.8, iso_noise=0.15)
   flow: StreamConfig = StreamConfig(
-      actionness_strength=3.5, class_strength=3.5, scene_strength=0.5, video_offset_strength=0.5, iso_noise=0.15)
+      actionness_strength=3.5, class_strength=4.0, scene_strength=0.5, video_offset_strength=0.5, iso_noise=0.15)
 
   @property
   def num_classes(self) -> int:
@@ -198,10 +206,14 @@ TINY = dataclasses.replace(
     duration_log_mean=float(np.log(60.0)), duration_log_std=0.4, min_duration_s=19.5, max_duration_s=95.0,
     multi_label_prob=0.1, instances_per_minute_log_mean=float(np.log(4.0)), instances_per_minute_log_std=0.4,
     long_instance_prob=0.0, unlabeled_instance_prob=0.0,
-    distractors_per_instance=0.1, other_actions_per_minute=0.3, class_edge_floor=0.6,
-    video_style=0.2, instance_jitter=0.15,
-    rgb=dataclasses.replace(THUMOS14.rgb, class_strength=3.0, actionness_strength=2.0, scene_strength=1.5),
-    flow=dataclasses.replace(THUMOS14.flow, class_strength=4.0, actionness_strength=4.0),
+    distractors_per_instance=0.1, other_actions_per_minute=0.3, class_edge_floor=0.6, context_prob=0.2,
+    intensity_modulation=0.1,
+    video_style=0.2, instance_jitter=0.15, gain_log_std=0.05,
+    # Sparser features (mean_shift) keep a plain attention model on raw features from collapsing its attention.
+    rgb=dataclasses.replace(THUMOS14.rgb, class_strength=6.0, actionness_strength=3.0, scene_strength=0.5,
+                            video_offset_strength=0.3, mean_shift=0.3),
+    flow=dataclasses.replace(THUMOS14.flow, class_strength=8.0, actionness_strength=5.0, video_offset_strength=0.3,
+                             mean_shift=0.3),
 )
 
 PRESETS = {"thumos14": THUMOS14, "tiny": TINY}
@@ -261,9 +273,9 @@ class _World:
 def _make_stream_world(cfg: SyntheticConfig, scfg: StreamConfig, rng: np.random.Generator,
                        action_family: np.ndarray, scene_family: np.ndarray) -> _StreamWorld:
   r, d, c = cfg.latent_dim, cfg.feature_dim, cfg.num_classes
-  gauss = lambda *shape: rng.standard_normal(shape).astype(np.float32)
+  gauss = lambda *shape: rng.standard_normal(shape, dtype=np.float32)
   projection = gauss(r, d) * np.float32(scfg.proj_scale)
-  mean = rng.gamma(scfg.mean_shape, scfg.mean_scale, size=d).astype(np.float32)
+  mean = (rng.gamma(scfg.mean_shape, scfg.mean_scale, size=d) - scfg.mean_shift).astype(np.float32)
   actionness = _unit(gauss(r))
   fam = _unit(gauss(int(action_family.max()) + 1, r))                      # [F, r]
   core = _unit(np.sqrt(cfg.family_share) * fam[action_family] + np.sqrt(1 - cfg.family_share) * _unit(gauss(c, r)))
@@ -297,16 +309,18 @@ class _Events:
   """Action-like events of one video, all arrays [E]."""
   start: np.ndarray          # seconds
   end: np.ndarray
-  kind: np.ndarray           # _GT, _UNLABELED, _DISTRACTOR, _OTHER
+  kind: np.ndarray           # _GT, _UNLABELED, _DISTRACTOR, _OTHER, _CONTEXT
   label: np.ndarray          # class index (the X_j index for _OTHER)
   class_mult: np.ndarray     # class-evidence multiplier
   act_mult: np.ndarray       # actionness multiplier
+  phase: np.ndarray          # -1: phases blend along the event; k >= 0: phase k throughout (context)
 
 
-def _video_labels(cfg: SyntheticConfig, world: _World, primary: int, rng: np.random.Generator) -> np.ndarray:
+def _video_labels(cfg: SyntheticConfig, world: _World, primary: int, multi: bool,
+                  rng: np.random.Generator) -> np.ndarray:
   """[L] int: the primary class first, then 0-2 extra classes (mostly from the primary's action family)."""
   labels = [primary]
-  if rng.random() < cfg.multi_label_prob:
+  if multi:
     extra = 2 if rng.random() < cfg.third_label_prob else 1
     for _ in range(extra):
       family = np.flatnonzero(world.action_family == world.action_family[primary])
@@ -352,6 +366,8 @@ def _make_events(cfg: SyntheticConfig, world: _World, labels: np.ndarray, span: 
   keep = np.cumsum(lengths) <= cfg.max_coverage * span
   keep[:labels.size] = True
   classes, lengths = classes[keep], lengths[keep]
+  # The forced first instances of a short multi-class video may still overflow: shrink them all to fit.
+  lengths *= min(1.0, cfg.max_coverage * span / lengths.sum())
   kind = np.where(rng.random(classes.size) < cfg.unlabeled_instance_prob, _UNLABELED, _GT)
   kind[:labels.size] = _GT                 # every video label keeps at least one ground-truth instance
   class_mult = np.exp(cfg.instance_strength_log_std * rng.standard_normal(classes.size))
@@ -386,21 +402,43 @@ def _make_events(cfg: SyntheticConfig, world: _World, labels: np.ndarray, span: 
   start = _place(lengths, span, cfg.gap_concentration, rng)
   end = start + lengths
 
+  # Lead-in and follow-through context around real instances (run-up, replay, celebration): actionness and the
+  # start / end phase of the class, weaker, outside the ground truth, so extents are ambiguous.
+  real = np.flatnonzero(kind <= _UNLABELED)
+  pre = real[rng.random(real.size) < cfg.context_prob]
+  post = real[rng.random(real.size) < cfg.context_prob]
+  pre_len = rng.uniform(*cfg.context_length_fraction, size=pre.size) * (end[pre] - start[pre])
+  post_len = rng.uniform(*cfg.context_length_fraction, size=post.size) * (end[post] - start[post])
+  ctx_start = np.concatenate([np.maximum(start[pre] - pre_len, 0.0), end[post]])
+  ctx_end = np.concatenate([start[pre], np.minimum(end[post] + post_len, span)])
+  ctx_label = np.concatenate([label[pre], label[post]])
+  ctx_phase = np.concatenate([np.zeros(pre.size, np.int64), np.full(post.size, _NUM_PHASES - 1)])
+  n_ctx = ctx_label.size
+  phase = np.full(kind.size, -1, np.int64)
+  start, end = np.concatenate([start, ctx_start]), np.concatenate([end, ctx_end])
+  kind = np.concatenate([kind, np.full(n_ctx, _CONTEXT)])
+  label = np.concatenate([label, ctx_label])
+  phase = np.concatenate([phase, ctx_phase])
+  class_mult = np.concatenate([class_mult, rng.uniform(*cfg.context_class_mult, size=n_ctx)])
+  act_mult = np.concatenate([act_mult, rng.uniform(*cfg.context_actionness_mult, size=n_ctx)])
+
   # Co-occurring twins in multi-class videos (as CliffDiving instances are also Diving): same interval +-10%.
   if labels.size > 1:
     twin = np.flatnonzero((kind == _GT) & (rng.random(kind.size) < cfg.cooccur_prob))
     if twin.size:
       partner = np.array([rng.choice(np.setdiff1d(labels, [label[i]])) for i in twin], np.int64)
       jitter = 0.1 * (end[twin] - start[twin])
-      t_start = np.clip(start[twin] + rng.uniform(-1, 1, twin.size) * jitter, 0.0, span)
+      t_start = np.clip(start[twin] + rng.uniform(-1, 1, twin.size) * jitter, 0.0, span - cfg.min_length_s)
       t_end = np.clip(end[twin] + rng.uniform(-1, 1, twin.size) * jitter, 0.0, span)
       t_end = np.maximum(t_end, np.minimum(t_start + cfg.min_length_s, span))
       start, end = np.concatenate([start, t_start]), np.concatenate([end, t_end])
       kind = np.concatenate([kind, np.full(twin.size, _GT)])
       label = np.concatenate([label, partner])
+      phase = np.concatenate([phase, np.full(twin.size, -1)])
       class_mult = np.concatenate([class_mult, np.exp(cfg.instance_strength_log_std * rng.standard_normal(twin.size))])
       act_mult = np.concatenate([act_mult, np.ones(twin.size)])
-  return _Events(start=start, end=end, kind=kind, label=label, class_mult=class_mult, act_mult=act_mult)
+  return _Events(start=start, end=end, kind=kind, label=label, class_mult=class_mult, act_mult=act_mult,
+                 phase=phase)
 
 
 def _envelopes(cfg: SyntheticConfig, events: _Events, num_segments: int):
@@ -421,10 +459,13 @@ def _envelopes(cfg: SyntheticConfig, events: _Events, num_segments: int):
   edge = np.minimum(u, 1.0 - u)                                           # 0 at the ends, 0.5 in the middle
   ramp = np.clip(edge / cfg.class_ramp_fraction, 0.0, 1.0)
   env_cls = cfg.class_edge_floor + (1.0 - cfg.class_edge_floor) * ramp
-  env_act = cfg.actionness_edge_floor + (1.0 - cfg.actionness_edge_floor) * np.clip(edge / 0.25, 0.0, 1.0)
+  env_act = cfg.actionness_edge_floor + (1.0 - cfg.actionness_edge_floor) * np.clip(
+      edge / cfg.actionness_ramp_fraction, 0.0, 1.0)
   h_start = np.clip(1.0 - u / cfg.phase_width, 0.0, 1.0)
   h_end = np.clip(1.0 - (1.0 - u) / cfg.phase_width, 0.0, 1.0)
   hats = np.stack([h_start, 1.0 - h_start - h_end, h_end], axis=-1)     # [T, E, K]
+  fixed = events.phase >= 0
+  hats[:, fixed] = np.eye(_NUM_PHASES, dtype=hats.dtype)[events.phase[fixed]]   # context: one phase throughout
   cls_w = (overlap * env_cls * events.class_mult)[..., None] * hats
   act_w = overlap * env_act * events.act_mult
   return cls_w.astype(np.float32), act_w.astype(np.float32)
@@ -432,7 +473,7 @@ def _envelopes(cfg: SyntheticConfig, events: _Events, num_segments: int):
 
 def _smooth_noise(rng: np.random.Generator, num_segments: int, dim: int, sigma: float) -> np.ndarray:
   """[T, dim] Gaussian noise with unit variance per entry, smoothed in time by a Gaussian kernel (via FFT)."""
-  white = rng.standard_normal((num_segments, dim)).astype(np.float32)
+  white = rng.standard_normal((num_segments, dim), dtype=np.float32)
   if sigma <= 0:
     return white
   half = int(np.ceil(3 * sigma))
@@ -456,7 +497,7 @@ def _stream_features(cfg: SyntheticConfig, scfg: StreamConfig, sworld: _StreamWo
                      rng: np.random.Generator) -> np.ndarray:
   """[T, D] float32 non-negative features of one stream of one video."""
   num_segments, r = shots.size, cfg.latent_dim
-  gauss = lambda *shape: rng.standard_normal(shape).astype(np.float32)
+  gauss = lambda *shape: rng.standard_normal(shape, dtype=np.float32)
   # Per-event prototypes [E, K, r]: the video's style of its class (shared by its instances) + instance jitter.
   style = np.zeros((cfg.num_classes, r), np.float32)
   style[labels] = cfg.video_style * _unit(gauss(labels.size, r))
@@ -465,13 +506,15 @@ def _stream_features(cfg: SyntheticConfig, scfg: StreamConfig, sworld: _StreamWo
   protos = sworld.phases[target] + style[target][:, None, :]                                      # [E, K, r]
   protos[is_other] = sworld.other_actions[events.label[is_other]][:, None, :]
   protos += cfg.instance_jitter * _unit(gauss(events.kind.size, 1, r))
-  latent = scfg.class_strength * np.einsum("tek,ekr->tr", cls_w, protos.astype(np.float32))      # [T, r]
+  # sum_e sum_k cls_w[t, e, k] protos[e, k]: one [T, E*K] x [E*K, r] matrix product.
+  latent = scfg.class_strength * (cls_w.reshape(num_segments, -1) @ protos.reshape(-1, r))       # [T, r]
   latent += scfg.actionness_strength * act_w.sum(axis=1)[:, None] * sworld.actionness[None, :]
 
   # Scene per shot: the class-typical scene mixed with a generic one; cutaway shots show a generic scene only.
   num_shots = int(shots.max()) + 1
   beta = rng.beta(*cfg.scene_class_mix)
-  base = beta * sworld.class_scenes[labels[0]] + (1 - beta) * sworld.generic_scenes[rng.integers(cfg.num_generic_scenes)]
+  generic = sworld.generic_scenes[rng.integers(cfg.num_generic_scenes)]
+  base = beta * sworld.class_scenes[labels[0]] + (1 - beta) * generic                           # [r]
   shot_scenes = _unit(base[None, :] + cfg.shot_jitter * _unit(gauss(num_shots, r)))             # [shots, r]
   cutaway = rng.random(num_shots) < cfg.cutaway_prob
   shot_scenes[cutaway] = sworld.generic_scenes[rng.integers(cfg.num_generic_scenes, size=int(cutaway.sum()))]
@@ -490,15 +533,19 @@ def _stream_features(cfg: SyntheticConfig, scfg: StreamConfig, sworld: _StreamWo
   return x
 
 
-def _make_video(world: _World, video_id: str, primary: int, rng: np.random.Generator) -> schema.Video:
+def _make_video(world: _World, video_id: str, primary: int, multi: bool, rng: np.random.Generator) -> schema.Video:
   cfg = world.config
   duration = float(np.clip(np.exp(cfg.duration_log_mean + cfg.duration_log_std * rng.standard_normal()),
                            cfg.min_duration_s, cfg.max_duration_s))
   num_segments = max(1, int(duration * cfg.feature_rate))
   span = num_segments / cfg.feature_rate   # events stay where there are features; duration - span < 1 segment
-  labels = _video_labels(cfg, world, primary, rng)
+  labels = _video_labels(cfg, world, primary, multi, rng)
   events = _make_events(cfg, world, labels, span, rng)
   cls_w, act_w = _envelopes(cfg, events, num_segments)
+  # Smooth random intensity changes inside events (pauses, occlusions, camera cuts) fragment long actions.
+  modulation = np.maximum(1.0 + cfg.intensity_modulation * _smooth_noise(rng, num_segments, 1, 2.0), 0.1)  # [T, 1]
+  cls_w *= modulation[:, :, None]
+  act_w *= modulation
   shots = _shot_ids(cfg, num_segments, rng)
   feats = {s: _stream_features(cfg, getattr(cfg, s), world.streams[s], labels, events, cls_w, act_w, shots, rng)
            for s in schema.STREAMS}
@@ -511,13 +558,15 @@ def _make_video(world: _World, video_id: str, primary: int, rng: np.random.Gener
 
 
 def _split_plan(cfg: SyntheticConfig, split: str, seed: int):
-  """(video ids, primary classes) of a split: classes balanced round-robin, ids distinct and sorted."""
+  """(video ids, primary classes, multi-class flags) of a split: classes balanced, ids distinct and sorted."""
   n = cfg.split_sizes()[split]
   rng = np.random.default_rng(np.random.SeedSequence([seed, _SPLIT_CODE[split], 0]))
   primaries = rng.permutation(np.resize(np.arange(cfg.num_classes), n))
+  # An exact number of multi-class videos, so small splits keep the intended share.
+  multi = rng.permutation(n) < int(round(cfg.multi_label_prob * n))
   numbers = np.sort(rng.choice(np.arange(1, max(2000, 4 * n)), size=n, replace=False))
   ids = [f"{_VIDEO_ID_PREFIX[split]}{k:07d}" for k in numbers]
-  return ids, primaries
+  return ids, primaries, multi
 
 
 def generate_videos(preset: Union[str, SyntheticConfig], split: str, seed: int = 0,
@@ -537,10 +586,10 @@ def generate_videos(preset: Union[str, SyntheticConfig], split: str, seed: int =
   if split not in cfg.split_sizes():
     raise ValueError(f"unknown split {split!r}; this preset has {sorted(cfg.split_sizes())}")
   world = world or _make_world(cfg, seed)
-  ids, primaries = _split_plan(cfg, split, seed)
+  ids, primaries, multi = _split_plan(cfg, split, seed)
   for i, (video_id, primary) in enumerate(zip(ids, primaries)):
     rng = np.random.default_rng(np.random.SeedSequence([seed, _SPLIT_CODE[split], i + 1]))
-    yield _make_video(world, video_id, int(primary), rng)
+    yield _make_video(world, video_id, int(primary), bool(multi[i]), rng)
 
 
 # ---------------------------------------------------------------------------------------------- statistics

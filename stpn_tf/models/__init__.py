@@ -1,3 +1,4 @@
 """One module per paper. Importing this package registers every model task with gin."""
 
 from stpn_tf.models import stpn  # noqa: F401
+from stpn_tf.models import bgm  # noqa: F401

@@ -93,7 +93,7 @@ class STPN:
   name = "stpn"
 
   def __init__(self, modalities: Sequence[str] = ("rgb", "flow"), use_attention: bool = True,
-               sparsity_weight: float = 0.1, hidden_units: int = 256, dropout: float = 0.0,
+               sparsity_weight: float = 0.2, hidden_units: int = 256, dropout: float = 0.0,
                pooling_normalization: str = "length", use_bias: bool = False):
     unknown = set(modalities) - {"rgb", "flow"}
     if unknown or not modalities:
