@@ -3,6 +3,7 @@ r"""Writes the built-in synthetic THUMOS14-like dataset (see stpn_tf/data/synthe
   python tools/make_synthetic_dataset.py --output_dir=/tmp/synthetic --preset=thumos14 [--seed=0] [--overwrite]
 """
 
+import sys
 import time
 
 from absl import app
@@ -19,7 +20,10 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a complete dataset a
 def main(argv):
   del argv
   start = time.time()
-  manifest = synthetic.generate(_OUTPUT_DIR.value, _PRESET.value, seed=_SEED.value, overwrite=_OVERWRITE.value)
+  try:
+    manifest = synthetic.generate(_OUTPUT_DIR.value, _PRESET.value, seed=_SEED.value, overwrite=_OVERWRITE.value)
+  except FileExistsError as e:
+    sys.exit(f"error: {e}")
   minutes = (time.time() - start) / 60.0
   print(f"Wrote the synthetic {_PRESET.value!r} dataset (seed {_SEED.value}) to {_OUTPUT_DIR.value} "
         f"in {minutes:.2f} min: {manifest.num_classes} classes, {manifest.feature_rate:.4f} features/s, "

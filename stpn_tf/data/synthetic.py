@@ -206,13 +206,13 @@ TINY = dataclasses.replace(
     duration_log_mean=float(np.log(60.0)), duration_log_std=0.4, min_duration_s=19.5, max_duration_s=95.0,
     multi_label_prob=0.1, instances_per_minute_log_mean=float(np.log(4.0)), instances_per_minute_log_std=0.4,
     long_instance_prob=0.0, unlabeled_instance_prob=0.0,
-    distractors_per_instance=0.1, other_actions_per_minute=0.3, class_edge_floor=0.6, context_prob=0.2,
+    distractors_per_instance=0.05, other_actions_per_minute=0.15, class_edge_floor=0.6, context_prob=0.2,
     intensity_modulation=0.1,
     video_style=0.2, instance_jitter=0.15, gain_log_std=0.05,
     # Sparser features (mean_shift) keep a plain attention model on raw features from collapsing its attention.
-    rgb=dataclasses.replace(THUMOS14.rgb, class_strength=6.0, actionness_strength=3.0, scene_strength=0.5,
+    rgb=dataclasses.replace(THUMOS14.rgb, class_strength=7.0, actionness_strength=3.0, scene_strength=0.5,
                             video_offset_strength=0.3, mean_shift=0.3),
-    flow=dataclasses.replace(THUMOS14.flow, class_strength=8.0, actionness_strength=5.0, video_offset_strength=0.3,
+    flow=dataclasses.replace(THUMOS14.flow, class_strength=9.0, actionness_strength=5.0, video_offset_strength=0.3,
                              mean_shift=0.3),
 )
 
