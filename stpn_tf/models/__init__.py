@@ -2,3 +2,4 @@
 
 from stpn_tf.models import stpn  # noqa: F401
 from stpn_tf.models import bgm  # noqa: F401
+from stpn_tf.models import aumn  # noqa: F401
