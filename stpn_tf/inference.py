@@ -5,7 +5,7 @@ The model side is TensorFlow; the post-processing and evaluation are the NumPy p
 
 import os
 import time
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Callable, Dict, Iterator, Optional, Tuple
 
 from absl import logging
 import gin
@@ -39,15 +39,17 @@ def _predict_fns(models):
   return fns
 
 
-def predict_videos(task, models, data_dir: str, split: str, batch_size: int = 8
+def predict_videos(task, models, data_dir: str, split: str, batch_size: int = 8,
+                   holdout: Optional[pipeline.Holdout] = None
                    ) -> Iterator[Tuple[Dict, Dict[str, Dict[str, np.ndarray]]]]:
-  """Yields (video info, {network: {output name: array for this video only}}) for every video of a split.
+  """Yields (video info, {network: {output name: array for this video only}}) for every video of a split
+  (with a holdout: only the split's held-out validation videos).
 
   Video info: video_id, labels [C] multi-hot, duration, num_segments, segments [S, 2] s, segment_labels [S].
   """
   fns = _predict_fns(models)
   video_level = getattr(task, "video_level_outputs", VIDEO_LEVEL_OUTPUTS)
-  ds = pipeline.make_eval_dataset(data_dir, split, batch_size=batch_size, streams=task.streams)
+  ds = pipeline.make_eval_dataset(data_dir, split, batch_size=batch_size, streams=task.streams, holdout=holdout)
   for batch in ds:
     outputs = {name: {k: v.numpy() for k, v in fns[name](task.network_inputs(name, batch)).items()}
                for name in models}
@@ -64,10 +66,11 @@ def predict_videos(task, models, data_dir: str, split: str, batch_size: int = 8
       yield info, per_video
 
 
-def classification_metrics(task, models, data_dir: str, split: str) -> Dict[str, float]:
+def classification_metrics(task, models, data_dir: str, split: str,
+                           holdout: Optional[pipeline.Holdout] = None) -> Dict[str, float]:
   """Video-level classification mAP of the fused video-level probabilities."""
   scores, labels = [], []
-  for info, outputs in predict_videos(task, models, data_dir, split):
+  for info, outputs in predict_videos(task, models, data_dir, split, holdout=holdout):
     scores.append(task.video_probabilities(outputs))
     labels.append(info["labels"])
   return {"classification_mAP": classification.classification_map(np.stack(scores), np.stack(labels)).mAP}
@@ -87,20 +90,26 @@ def predictions_frame(detections_by_video, class_names) -> pd.DataFrame:
 
 
 def evaluate_split(task, models, data_dir: str, split: str = "test", model_dir: Optional[str] = None,
-                   predictions_out: Optional[str] = None, tiou_thresholds=THUMOS14_TIOU) -> Dict:
+                   predictions_out: Optional[str] = None, tiou_thresholds=THUMOS14_TIOU,
+                   holdout: Optional[pipeline.Holdout] = None, verbose: bool = True,
+                   video_callback: Optional[Callable] = None) -> Dict:
   """Localizes every video of a split, writes the detections (ActivityNet JSON) and scores them.
 
   Returns a dict with the detection mAP per IoU, its averages and the video-level classification mAP; also
-  writes them to model_dir/eval_<split>.json when model_dir is given.
+  writes them to model_dir/eval_<split>.json when model_dir is given. video_callback, when given, is called for
+  every video as video_callback(info, outputs, detections, probabilities) with what `predict_videos` yields, the
+  video's Detections and its video-level probabilities [C] (e.g. `visualization.report.ReportCollector`).
   """
   manifest = schema.read_manifest(data_dir)
   start = time.time()
   infos, detections, scores, labels = [], {}, [], []
-  for info, outputs in predict_videos(task, models, data_dir, split):
+  for info, outputs in predict_videos(task, models, data_dir, split, holdout=holdout):
     infos.append(info)
     detections[info["video_id"]] = task.detect(outputs, manifest.feature_rate)
     scores.append(task.video_probabilities(outputs))
     labels.append(info["labels"])
+    if video_callback is not None:
+      video_callback(info, outputs, detections[info["video_id"]], scores[-1])
   gt = ground_truth_frame(infos, manifest.class_names)
   preds = predictions_frame(detections, manifest.class_names)
   scored = detection.compute_detection_ap(gt, preds, tiou_thresholds)
@@ -116,7 +125,8 @@ def evaluate_split(task, models, data_dir: str, split: str = "test", model_dir: 
   table = scored.format_table(f"Localization on {split}") + \
       f"\nvideo-level classification mAP: {100 * result['classification_mAP']:.2f}"
   logging.info("Evaluated %d videos in %.1f s", len(infos), time.time() - start)
-  print(table, flush=True)
+  if verbose:
+    print(table, flush=True)
   return result
 
 

@@ -6,6 +6,7 @@ Evaluation batch: the same over all segments of each video (N = longest video of
 num_segments [B], segments [B, S, 2] and segment_labels [B, S] (padded with -1).
 """
 
+import dataclasses
 import random
 from typing import Optional, Sequence, Union
 
@@ -16,6 +17,42 @@ from stpn_tf.data import sampling
 from stpn_tf.data import schema
 
 AUTOTUNE = tf.data.AUTOTUNE
+_HASH_BUCKETS = 1_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Holdout:
+  """A validation set carved out of a split: the videos whose seeded hash of the id falls below `fraction`.
+
+  Membership depends only on (video id, seed), so it is the same in every process, on every worker and in every
+  pass, needs no list of ids, and a new seed draws a new validation set. The held-out share is `fraction` in
+  expectation (a keyed hash, not an exact count): with 200 videos and 0.1 it is 20 +- 4.
+  """
+  fraction: float
+  seed: int = 0
+
+  def __post_init__(self):
+    if not 0.0 <= self.fraction < 1.0:
+      raise ValueError(f"validation fraction must be in [0, 1), got {self.fraction}")
+
+  def is_held_out(self, video_id: tf.Tensor) -> tf.Tensor:
+    """[] bool: whether the video (id [] string) belongs to the validation set."""
+    bucket = tf.strings.to_hash_bucket_strong(video_id, _HASH_BUCKETS, key=[int(self.seed), 0x57A9])
+    return bucket < int(round(self.fraction * _HASH_BUCKETS))
+
+
+def _apply_holdout(records, holdout: Optional[Holdout], keep_held_out: bool):
+  """Keeps the held-out videos (keep_held_out) or the others; (filename, record) elements."""
+  if holdout is None or (holdout.fraction == 0.0 and not keep_held_out):
+    return records
+  video_id = schema.video_id_fn()
+
+  def _keep(filename, record):
+    del filename
+    held_out = holdout.is_held_out(video_id(record))
+    return held_out if keep_held_out else tf.logical_not(held_out)
+
+  return records.filter(_keep)
 
 
 def _records(data_dir: str, split: str, *, shuffle_files: bool, seed: int, input_context, deterministic: bool,
@@ -66,6 +103,7 @@ def make_train_dataset(data_dir: Union[str, Sequence[str]],
                        repeat: bool = True,
                        validate: bool = True,
                        mixing_weights: Optional[Sequence[float]] = None,
+                       holdout: Optional[Holdout] = None,
                        input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
   """Shuffled, repeated, sampled and batched training videos.
 
@@ -83,6 +121,7 @@ def make_train_dataset(data_dir: Union[str, Sequence[str]],
     validate: check every record (dimension, NaN/Inf, length, labels) and fail naming file and video.
     mixing_weights: with several data_dirs, the probability of drawing from each (default: proportional to
       their number of videos, i.e. as if they were one dataset).
+    holdout: videos of the first data_dir's split set aside for validation (never trained on).
     input_context: from tf.distribute; each input pipeline then reads its own share of the data.
 
   Returns:
@@ -94,7 +133,7 @@ def make_train_dataset(data_dir: Union[str, Sequence[str]],
   data_dirs = [data_dir] if isinstance(data_dir, str) else list(data_dir)
   _check_compatible(data_dirs, streams)
   videos = [_sampled_videos(d, split, sampler, tuple(streams), shuffle_buffer, seed + i, deterministic, repeat,
-                            validate, input_context) for i, d in enumerate(data_dirs)]
+                            validate, input_context, holdout if i == 0 else None) for i, d in enumerate(data_dirs)]
   if len(videos) == 1:
     ds = videos[0]
   else:
@@ -114,10 +153,11 @@ def make_train_dataset(data_dir: Union[str, Sequence[str]],
 
 
 def _sampled_videos(data_dir, split, sampler, streams, shuffle_buffer, seed, deterministic, repeat, validate,
-                    input_context):
+                    input_context, holdout):
   """One dataset's shuffled stream of sampled (unbatched) videos."""
   manifest, records = _records(data_dir, split, shuffle_files=True, seed=seed, input_context=input_context,
                                deterministic=deterministic)
+  records = _apply_holdout(records, holdout, keep_held_out=False)
   parse = schema.parse_fn(manifest, streams, validate=validate)
   if shuffle_buffer > 1:
     records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
@@ -147,10 +187,15 @@ def make_eval_dataset(data_dir: str,
                       batch_size: int = 1,
                       streams: Sequence[str] = schema.STREAMS,
                       validate: bool = True,
+                      holdout: Optional[Holdout] = None,
                       input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
-  """All segments of every video of a split, in file order, one pass; padded batches with a mask."""
+  """All segments of every video of a split, in file order, one pass; padded batches with a mask.
+
+  With a holdout, only the split's held-out (validation) videos.
+  """
   manifest, records = _records(data_dir, split, shuffle_files=False, seed=0, input_context=input_context,
                                deterministic=True, cycle_length=1)
+  records = _apply_holdout(records, holdout, keep_held_out=True)
   parse = schema.parse_fn(manifest, streams, validate=validate)
   streams = tuple(streams)
 

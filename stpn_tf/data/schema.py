@@ -347,6 +347,17 @@ def read_manifest(data_dir: str) -> Manifest:
   return manifest
 
 
+def video_id_fn():
+  """Returns a function serialized record -> video_id [] string that parses nothing else (cheap)."""
+  spec = {_VIDEO_ID: tf.io.FixedLenFeature([], tf.string, default_value="")}
+
+  def _video_id(serialized):
+    context, _ = tf.io.parse_single_sequence_example(serialized, context_features=spec)
+    return context[_VIDEO_ID]
+
+  return _video_id
+
+
 def parse_fn(manifest: Manifest, streams: Sequence[str] = STREAMS, validate: bool = True):
   """Returns a tf.data map function (filename, serialized) -> dict of tensors for one video.
 

@@ -141,7 +141,10 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
                jit_compile: bool = True,
                final_evaluation: bool = True,
                extra_train_dirs: Sequence[str] = (),
-               seed: int = 0) -> Dict:
+               seed: int = 0,
+               deterministic: bool = True,
+               validation_fraction: float = 0.0,
+               eval_tiou_thresholds: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> Dict:
   """Trains `task` on data_dir's "train" split, checkpointing into model_dir, then evaluates on "test".
 
   Resumes from the last checkpoint in model_dir (the step count continues). Returns the final metrics.
@@ -156,14 +159,21 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
     batch_size: global batch size (videos per step, over all replicas).
     steps_per_loop: steps run inside one compiled call between progress lines.
     checkpoint_every: steps between checkpoints.
-    eval_every: steps between video-level classification evaluations (TensorBoard only; never used to choose
-      a checkpoint).
+    eval_every: steps between evaluations on the validation videos (TensorBoard only; never used to choose a
+      checkpoint). Needs validation_fraction > 0: training never looks at the test split.
     keep_checkpoints: checkpoints kept by the CheckpointManager.
     jit_compile: compile the per-replica step with XLA.
     final_evaluation: localize and score the test split at the end.
     extra_train_dirs: more datasets with the same class list whose "train" split is mixed into training
       (e.g. the extra weakly-tagged videos of Nguyen et al. 2019, "Ours + MV").
-    seed: seeds the input pipeline and TensorFlow's global generator.
+    seed: the one seed of a run: Python, NumPy, TensorFlow and Keras generators, the input pipeline's file
+      order, shuffling and sampling, and which training videos are held out for validation.
+    deterministic: fixed element order in the input pipeline and TensorFlow's op determinism, so two runs with
+      the same seed on the same machine give identical weights and metrics (costs a little input throughput).
+    validation_fraction: share of the "train" split held out (by a seeded hash of the video id) for the
+      periodic evaluation; those videos are never trained on. 0 = train on every video, no periodic evaluation.
+    eval_tiou_thresholds: tIoU thresholds of the final detection evaluation (THUMOS14's 0.1:0.1:0.9 by default;
+      ActivityNet's 0.5:0.05:0.95 in the ActivityNet configs).
   """
   from stpn_tf import inference  # the post-processing side imports models; kept out of module import time
 
@@ -179,64 +189,116 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
   run_info = {"task": task.name, "networks": sorted(task.networks), "num_classes": manifest.num_classes,
               "feature_dims": {s: manifest.feature_dims[s] for s in task.streams}}
   _check_model_dir(model_dir, run_info)
-  tf.random.set_seed(seed)
+  determinism_was_on = _op_determinism_enabled()
+  set_seed(seed, deterministic)
+  try:
+    holdout = pipeline.Holdout(validation_fraction, seed) if validation_fraction > 0 else None
 
-  trainer = Trainer(task, manifest, strategy, batch_size, jit_compile=jit_compile)
-  checkpoint = trainer.checkpoint()
-  chief = distribute.is_chief(strategy)
-  manager = tf.train.CheckpointManager(checkpoint, distribute.worker_dir(model_dir, strategy),
-                                       max_to_keep=keep_checkpoints)
-  latest = tf.train.latest_checkpoint(model_dir)   # every worker resumes from the chief's checkpoint
-  if latest:
-    try:
-      checkpoint.restore(latest).assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
-      raise ModelDirError(f"{model_dir}: checkpoint {latest} does not match this model "
-                          f"({e}). Use another --model_dir.") from e
-    logging.info("Resumed from %s at step %d", latest, int(trainer.step))
-  if chief:
-    with tf.io.gfile.GFile(os.path.join(model_dir, "config.gin"), "w") as f:
-      f.write(gin.config_str())
+    trainer = Trainer(task, manifest, strategy, batch_size, jit_compile=jit_compile)
+    checkpoint = trainer.checkpoint()
+    chief = distribute.is_chief(strategy)
+    manager = tf.train.CheckpointManager(checkpoint, distribute.worker_dir(model_dir, strategy),
+                                         max_to_keep=keep_checkpoints)
+    latest = tf.train.latest_checkpoint(model_dir)   # every worker resumes from the chief's checkpoint
+    if latest:
+      try:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+      except (AssertionError, ValueError, tf.errors.OpError) as e:
+        raise ModelDirError(f"{model_dir}: checkpoint {latest} does not match this model "
+                            f"({e}). Use another --model_dir.") from e
+      logging.info("Resumed from %s at step %d", latest, int(trainer.step))
+    if chief:
+      _write_text_atomic(os.path.join(model_dir, "config.gin"), gin.config_str())
 
-  def dataset_fn(input_context):
-    return pipeline.make_train_dataset([data_dir, *extra_train_dirs], batch_size=batch_size, streams=task.streams, seed=seed,
-                                       input_context=input_context)
+    def dataset_fn(input_context):
+      return pipeline.make_train_dataset([data_dir, *extra_train_dirs], batch_size=batch_size,
+                                         streams=task.streams, seed=seed, deterministic=deterministic,
+                                         holdout=holdout, input_context=input_context)
 
-  dataset = strategy.distribute_datasets_from_function(dataset_fn)
-  iterator = iter(dataset)
-  writer = tf.summary.create_file_writer(os.path.join(model_dir, "train")) if chief else \
-      tf.summary.create_noop_writer()
-  step = int(trainer.step)
-  if step < num_steps:
-    logging.info("Training %s for %d steps (from step %d), batch %d, model_dir %s", task.name, num_steps, step,
-                 batch_size, model_dir)
-  start_time, start_step = time.time(), step
-  while step < num_steps:
-    n = min(steps_per_loop, num_steps - step, checkpoint_every - step % checkpoint_every)
-    logs = trainer.train_steps(iterator, n)
+    dataset = strategy.distribute_datasets_from_function(dataset_fn)
+    iterator = iter(dataset)
+    writer = tf.summary.create_file_writer(os.path.join(model_dir, "train")) if chief else \
+        tf.summary.create_noop_writer()
+    eval_writer = tf.summary.create_file_writer(os.path.join(model_dir, "validation")) if chief and holdout else \
+        tf.summary.create_noop_writer()
+    if holdout is None and eval_every:
+      logging.info("No periodic evaluation: train_eval.validation_fraction is 0 (the test split is never used "
+                   "during training).")
     step = int(trainer.step)
-    with writer.as_default(step=step):
-      for key, value in logs.items():
-        tf.summary.scalar(key, value)
-    rate = (step - start_step) / max(time.time() - start_time, 1e-9)
-    total = sum(v for k, v in logs.items() if k.endswith("/loss_total"))
-    logging.info("step %d/%d  %.2f steps/s (%.1f videos/s)  loss %.4f  ETA %s", step, num_steps, rate,
-                 rate * batch_size, total, _format_eta((num_steps - step) / max(rate, 1e-9)))
-    if step % checkpoint_every == 0 or step == num_steps:
-      manager.save(checkpoint_number=step)
-      if chief and (step == checkpoint_every or start_step == 0 and step <= checkpoint_every):
-        with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"), "w") as f:
-          f.write(gin.operative_config_str())
-    if chief and eval_every and (step % eval_every == 0 or step == num_steps) and "test" in manifest.splits:
-      metrics = inference.classification_metrics(task, trainer.models, data_dir, "test")
+    if step < num_steps:
+      logging.info("Training %s for %d steps (from step %d), batch %d, model_dir %s", task.name, num_steps, step,
+                   batch_size, model_dir)
+    start_time, start_step = time.time(), step
+    while step < num_steps:
+      n = min(steps_per_loop, num_steps - step, checkpoint_every - step % checkpoint_every)
+      logs = trainer.train_steps(iterator, n)
+      step = int(trainer.step)
       with writer.as_default(step=step):
-        tf.summary.scalar("eval/classification_mAP", metrics["classification_mAP"])
-      logging.info("step %d: video-level classification mAP on test %.4f", step, metrics["classification_mAP"])
-  writer.flush()
-  if chief and not tf.io.gfile.exists(os.path.join(model_dir, "operative_config.gin")):
-    with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"), "w") as f:
-      f.write(gin.operative_config_str())
-  results = {"step": step}
-  if chief and final_evaluation and "test" in manifest.splits:
-    results.update(inference.evaluate_split(task, trainer.models, data_dir, "test", model_dir=model_dir))
-  return results
+        for key, value in logs.items():
+          tf.summary.scalar(key, value)
+      rate = (step - start_step) / max(time.time() - start_time, 1e-9)
+      total = sum(v for k, v in logs.items() if k.endswith("/loss_total"))
+      logging.info("step %d/%d  %.2f steps/s (%.1f videos/s)  loss %.4f  ETA %s", step, num_steps, rate,
+                   rate * batch_size, total, _format_eta((num_steps - step) / max(rate, 1e-9)))
+      if step % checkpoint_every == 0 or step == num_steps:
+        manager.save(checkpoint_number=step)
+        if chief and (step == checkpoint_every or start_step == 0 and step <= checkpoint_every):
+          _write_text_atomic(os.path.join(model_dir, "operative_config.gin"), gin.operative_config_str())
+      if chief and holdout and eval_every and (step % eval_every == 0 or step == num_steps):
+        _evaluate_validation(task, trainer.models, data_dir, holdout, eval_writer, step)
+    writer.flush()
+    results = {"step": step}
+    if chief and final_evaluation and "test" in manifest.splits:
+      # Reported, never used to choose anything: the last checkpoint is the result.
+      results.update(inference.evaluate_split(task, trainer.models, data_dir, "test", model_dir=model_dir,
+                                              tiou_thresholds=tuple(eval_tiou_thresholds)))
+    if chief:  # rewritten now that the post-processor's bindings (e.g. stpn_detect.*) have been used too
+      _write_text_atomic(os.path.join(model_dir, "operative_config.gin"), gin.operative_config_str())
+    return results
+
+  finally:  # op determinism is process-wide: leave the process as it was (e.g. for the next test)
+    if deterministic and not determinism_was_on:
+      _disable_op_determinism()
+
+
+def set_seed(seed: int, deterministic: bool = True) -> None:
+  """Seeds Python's, NumPy's, TensorFlow's and Keras' generators; with deterministic, TensorFlow's op
+  determinism too (every op then runs a deterministic kernel or raises, on CPU and GPU alike)."""
+  keras.utils.set_random_seed(int(seed))
+  if deterministic:
+    tf.config.experimental.enable_op_determinism()
+
+
+def _op_determinism_enabled() -> bool:
+  from tensorflow.python.framework import config as tf_config  # pylint: disable=import-outside-toplevel
+  return tf_config.is_op_determinism_enabled()   # not exported under tf.config in TensorFlow 2.17
+
+
+def _disable_op_determinism() -> None:
+  from tensorflow.python.framework import config as tf_config  # pylint: disable=import-outside-toplevel
+  tf_config.disable_op_determinism()
+
+
+def _write_text_atomic(path: str, text: str) -> None:
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with tf.io.gfile.GFile(tmp, "w") as f:
+    f.write(text)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def _evaluate_validation(task, models, data_dir: str, holdout: pipeline.Holdout, writer, step: int) -> Dict:
+  """Classification and detection mAP of the held-out training videos, to TensorBoard (monitoring only)."""
+  from stpn_tf import inference  # pylint: disable=import-outside-toplevel
+  try:
+    metrics = inference.evaluate_split(task, models, data_dir, "train", holdout=holdout, verbose=False)
+  except ValueError as e:  # e.g. no held-out video has an annotated instance
+    logging.warning("step %d: validation evaluation skipped: %s", step, e)
+    return {}
+  with writer.as_default(step=step):
+    tf.summary.scalar("validation/classification_mAP", metrics["classification_mAP"])
+    for key, value in metrics.items():
+      if key.startswith("average_mAP") and isinstance(value, float):
+        tf.summary.scalar(f"validation/detection_{key}", value)
+  logging.info("step %d: validation (%d held-out training videos): classification mAP %.4f, detection avg mAP "
+               "%.4f", step, metrics["num_videos"], metrics["classification_mAP"], metrics.get("average_mAP", 0.0))
+  return metrics

@@ -1,0 +1,254 @@
+"""Runs an experiment set (configurations x seeds) as separate training processes and tables the results.
+
+Layout of an output directory:
+  OUT/runs/<config>/seed_<k>/      a normal model directory (checkpoints, config.gin, eval_test.json, ...) plus
+                                   experiment_run.json (what it is) and log.txt (the process's output)
+  OUT/results_runs.csv             one row per finished run: mAP per IoU, averages, classification mAP, wall time
+  OUT/results.csv, results.md      mean and standard deviation over seeds per configuration (pandas), the paper's
+                                   numbers beside ours, and how to regenerate the table
+  OUT/experiment.json              the set, seeds, exact configurations, commit and machine
+
+Every run is its own `python -m stpn_tf.train` process, so a crash loses only that run; a run whose
+eval_test.json exists is finished and never redone (rerunning the command fills in what is missing). A run folder
+made for another configuration is refused rather than reused. Nothing here reads the test split to choose
+anything: every run reports its last checkpoint.
+"""
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from stpn_tf.experiments import sets as sets_lib
+
+RUN_SPEC = "experiment_run.json"
+RESULT = "eval_test.json"
+IOU_COLUMNS = ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9")
+AVERAGE_COLUMNS = ("avg 0.1:0.5", "avg 0.1:0.7", "avg 0.3:0.7")
+METRIC_COLUMNS = IOU_COLUMNS + AVERAGE_COLUMNS + ("cls mAP",)
+
+
+class ExperimentError(RuntimeError):
+  """A run folder that belongs to another configuration, or runs that failed."""
+
+
+def run_dir(output_dir: str, config: sets_lib.Config, seed: int) -> str:
+  return os.path.join(output_dir, "runs", config.name, f"seed_{seed}")
+
+
+def train_command(config: sets_lib.Config, seed: int, model_dir: str, data_dir: Optional[str] = None,
+                  num_steps: Optional[int] = None, extra_gin_params: Sequence[str] = ()) -> List[str]:
+  """The `python -m stpn_tf.train` command line of one run (the seed is the run's one gin-bound seed)."""
+  cmd = [sys.executable, "-m", "stpn_tf.train", f"--model_dir={model_dir}"]
+  cmd += [f"--gin_file={f}" for f in config.gin_files]
+  cmd += [f"--gin_param={p}" for p in (*config.gin_params, *extra_gin_params, f"train_eval.seed = {seed}")]
+  if data_dir:
+    cmd.append(f"--data_dir={data_dir}")
+  if num_steps:
+    cmd.append(f"--num_steps={num_steps}")
+  return cmd
+
+
+def _read_json(path: str):
+  with open(path) as f:
+    return json.load(f)
+
+
+def _write_text_atomic(path: str, text: str) -> None:
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with open(tmp, "w") as f:
+    f.write(text)
+  os.replace(tmp, path)
+
+
+def run_one(config: sets_lib.Config, seed: int, output_dir: str, data_dir: Optional[str] = None,
+            num_steps: Optional[int] = None, extra_gin_params: Sequence[str] = (), log=print) -> Dict:
+  """Trains and evaluates one (configuration, seed) unless it is already finished. Returns its status record."""
+  model_dir = run_dir(output_dir, config, seed)
+  spec = dict(config.spec(), seed=seed, data_dir=data_dir, num_steps=num_steps,
+              extra_gin_params=list(extra_gin_params))
+  spec_path = os.path.join(model_dir, RUN_SPEC)
+  if os.path.exists(spec_path):
+    existing = _read_json(spec_path)
+    if existing.get("spec") != spec:
+      raise ExperimentError(f"{model_dir} holds a run of another configuration ({existing.get('spec')}); this one is "
+                            f"{spec}. Use another --output_dir or remove that folder.")
+    if existing.get("status") == "finished" and os.path.exists(os.path.join(model_dir, RESULT)):
+      return existing
+  os.makedirs(model_dir, exist_ok=True)
+  cmd = train_command(config, seed, model_dir, data_dir, num_steps, extra_gin_params)
+  record = {"spec": spec, "command": cmd, "status": "running", "started": _now()}
+  _write_text_atomic(spec_path, json.dumps(record, indent=1))
+  log(f"[{config.name} seed {seed}] training: {' '.join(cmd[1:])}")
+  start = time.time()
+  with open(os.path.join(model_dir, "log.txt"), "a") as out:
+    returncode = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT)
+  record["wall_s"] = record.get("wall_s", 0.0) + time.time() - start
+  ok = returncode == 0 and os.path.exists(os.path.join(model_dir, RESULT))
+  record.update(status="finished" if ok else "failed", returncode=returncode, ended=_now())
+  _write_text_atomic(spec_path, json.dumps(record, indent=1))
+  log(f"[{config.name} seed {seed}] {record['status']} in {record['wall_s']:.0f} s"
+      + ("" if ok else f" (exit status {returncode}; see {os.path.join(model_dir, 'log.txt')})"))
+  return record
+
+
+def _now() -> str:
+  return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _metrics(result: Dict) -> Dict[str, float]:
+  """Percentages from an eval_test.json (inference.evaluate_split)."""
+  out = {}
+  for iou, value in zip(result["tiou_thresholds"], result["mAP"]):
+    out[f"{float(iou):.1f}"] = 100.0 * value
+  for column in AVERAGE_COLUMNS:
+    key = "average_mAP_" + column.split(" ")[1]
+    if key in result:
+      out[column] = 100.0 * result[key]
+  out["cls mAP"] = 100.0 * result["classification_mAP"]
+  return out
+
+
+def collect(experiment: sets_lib.ExperimentSet, seeds: Sequence[int], output_dir: str) -> pd.DataFrame:
+  """One row per finished run: config, seed, the metrics in percent, wall time in seconds."""
+  rows = []
+  for config in experiment.configs:
+    for seed in seeds:
+      model_dir = run_dir(output_dir, config, seed)
+      result_path = os.path.join(model_dir, RESULT)
+      if not os.path.exists(result_path):
+        continue
+      spec_path = os.path.join(model_dir, RUN_SPEC)
+      wall = _read_json(spec_path).get("wall_s", np.nan) if os.path.exists(spec_path) else np.nan
+      rows.append(dict(config=config.name, seed=seed, **_metrics(_read_json(result_path)), wall_s=wall))
+  columns = ["config", "seed", *METRIC_COLUMNS, "wall_s"]
+  return pd.DataFrame(rows, columns=columns)
+
+
+def summarize(experiment: sets_lib.ExperimentSet, runs: pd.DataFrame) -> pd.DataFrame:
+  """Mean and sample standard deviation (ddof=1) over seeds per configuration, in the set's row order."""
+  order = [c.name for c in experiment.configs]
+  values = [c for c in (*METRIC_COLUMNS, "wall_s") if c in runs]
+  grouped = runs.groupby("config")[values]
+  table = grouped.mean().add_suffix(" mean").join(grouped.std(ddof=1).add_suffix(" std"))
+  table["runs"] = grouped.size()
+  return table.reindex([n for n in order if n in table.index])
+
+
+def _cell(mean: float, std: float) -> str:
+  if np.isnan(mean):
+    return ""
+  return f"{mean:.2f}" if np.isnan(std) else f"{mean:.2f} ± {std:.2f}"
+
+
+def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+  return "\n".join(lines)
+
+
+def markdown_table(experiment: sets_lib.ExperimentSet, summary: pd.DataFrame) -> str:
+  """The paper table's own columns, then ours (mean ± std over seeds, %), then the paper's numbers."""
+  own = list(dict.fromkeys(k for c in experiment.configs for k in c.columns))
+  paper = list(dict.fromkeys(k for c in experiment.configs for k in c.paper))
+  ours = [c for c in METRIC_COLUMNS if f"{c} mean" in summary and summary[f"{c} mean"].notna().any()]
+  header = ["config", *own, *ours, "wall", "seeds", *[f"paper {p}" for p in paper]]
+  rows = []
+  for config in experiment.configs:
+    row = [config.name, *[config.columns.get(k, "") for k in own]]
+    if config.name in summary.index:
+      s = summary.loc[config.name]
+      row += [_cell(s[f"{c} mean"], s[f"{c} std"]) for c in ours]
+      row += [_format_wall(s.get("wall_s mean", np.nan)), str(int(s["runs"]))]
+    else:
+      row += [""] * len(ours) + ["", "0"]
+    row += [f"{config.paper[p]:.1f}" if p in config.paper else "" for p in paper]
+    rows.append(row)
+  return _markdown(header, rows)
+
+
+def _format_wall(seconds: float) -> str:
+  if seconds is None or np.isnan(seconds):
+    return ""
+  minutes, secs = divmod(int(round(seconds)), 60)
+  return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def git_commit(path: str) -> Dict[str, object]:
+  """The checkout's commit and whether it had uncommitted changes (None outside a git checkout)."""
+  def _git(*args):
+    try:
+      return subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, timeout=30,
+                            check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+      return None
+  commit = _git("rev-parse", "HEAD")
+  status = _git("status", "--porcelain", "--untracked-files=no")
+  return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def write_results(experiment: sets_lib.ExperimentSet, seeds: Sequence[int], output_dir: str, command: str,
+                  extra: Optional[Dict] = None) -> str:
+  """Writes results_runs.csv, results.csv, results.md and experiment.json; returns the Markdown text."""
+  runs = collect(experiment, seeds, output_dir)
+  summary = summarize(experiment, runs)
+  repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  provenance = dict(git_commit(repo), date=_now(), machine=f"{platform.node()} {platform.machine()} "
+                    f"{os.cpu_count()} CPUs", command=command)
+  _write_text_atomic(os.path.join(output_dir, "results_runs.csv"), runs.to_csv(index=False, float_format="%.4f"))
+  _write_text_atomic(os.path.join(output_dir, "results.csv"), summary.to_csv(float_format="%.4f"))
+  missing = len(experiment.configs) * len(seeds) - len(runs)
+  text = "\n".join([
+      f"## {experiment.title}", "",
+      f"Detection mAP (%) on the test split, mean ± standard deviation over seeds {', '.join(map(str, seeds))} "
+      f"(last checkpoint of each run; nothing selected on the test split). Commit {provenance['commit']}"
+      f"{' (with uncommitted changes)' if provenance['dirty'] else ''}, {provenance['date']}.",
+      "", markdown_table(experiment, summary), "",
+      f"Regenerate: `{command}`" + (f" ({missing} runs missing or failed)" if missing else ""), ""])
+  _write_text_atomic(os.path.join(output_dir, "results.md"), text)
+  record = dict(experiment=experiment.name, title=experiment.title, seeds=list(seeds), **provenance,
+                configs=[dict(c.spec(), columns=dict(c.columns), paper=dict(c.paper)) for c in experiment.configs],
+                **(extra or {}))
+  _write_text_atomic(os.path.join(output_dir, "experiment.json"), json.dumps(record, indent=1))
+  return text
+
+
+def run_experiment(experiment: sets_lib.ExperimentSet, seeds: Sequence[int], output_dir: str,
+                   data_dir: Optional[str] = None, num_steps: Optional[int] = None,
+                   extra_gin_params: Sequence[str] = (), command: str = "", log=print) -> Dict:
+  """Every (seed, configuration) in seed-major order (a partial run has one seed of everything first), then the
+  tables. Returns {"failed": [(config, seed), ...], "markdown": text}."""
+  os.makedirs(output_dir, exist_ok=True)
+  failed = []
+  total, done = len(seeds) * len(experiment.configs), 0
+  for seed in seeds:
+    for config in experiment.configs:
+      done += 1
+      log(f"run {done}/{total}: {config.name}, seed {seed}")
+      record = run_one(config, seed, output_dir, data_dir, num_steps, extra_gin_params, log=log)
+      if record["status"] != "finished":
+        failed.append((config.name, seed))
+      write_results(experiment, seeds, output_dir, command,
+                    extra=dict(data_dir=data_dir, num_steps=num_steps, extra_gin_params=list(extra_gin_params)))
+  text = write_results(experiment, seeds, output_dir, command,
+                       extra=dict(data_dir=data_dir, num_steps=num_steps, extra_gin_params=list(extra_gin_params)))
+  return {"failed": failed, "markdown": text}
+
+
+def update_marked_block(path: str, name: str, text: str) -> None:
+  """Replaces the text between `<!-- results:NAME:start -->` and `<!-- results:NAME:end -->` in a file."""
+  start, end = f"<!-- results:{name}:start -->", f"<!-- results:{name}:end -->"
+  with open(path) as f:
+    content = f.read()
+  if start not in content or end not in content:
+    raise ExperimentError(f"{path} has no {start} ... {end} block to update")
+  head, rest = content.split(start, 1)
+  _, tail = rest.split(end, 1)
+  _write_text_atomic(path, f"{head}{start}\n{text.strip()}\n{end}{tail}")

@@ -1,0 +1,110 @@
+"""tools/run_experiments.py and stpn_tf/experiments/runner.py: seeds as separate runs, tables, reuse, failures."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from stpn_tf.experiments import runner
+from stpn_tf.experiments import sets
+from tests import testing_utils
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOL = os.path.join(ROOT, "tools", "run_experiments.py")
+TINY = ["train_eval.batch_size = 4", "train_eval.checkpoint_every = 2", "STPN.hidden_units = 8",
+        "UniformPerturbedSampler.num_segments = 16", "train_eval.eval_every = 0"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  path = tmp_path_factory.mktemp("data")
+  testing_utils.write_random_dataset(path, num_train=8, num_test=4, dim=16)
+  return str(path)
+
+
+def _tool(*args):
+  env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_two_seeds_make_a_table_with_mean_and_std_and_a_rerun_reuses_them(data_dir, tmp_path):
+  out = str(tmp_path / "out")
+  args = ["--gin_file=stpn.gin", "--seeds=0,1", "--num_steps=2", f"--data_dir={data_dir}", f"--output_dir={out}",
+          *[f"--gin_param={p}" for p in TINY]]
+  first = _tool(*args)
+  assert first.returncode == 0, first.stderr[-3000:]
+  runs = pd.read_csv(os.path.join(out, "results_runs.csv"))
+  assert sorted(runs["seed"]) == [0, 1] and set(runs["config"]) == {"stpn"}
+  summary = pd.read_csv(os.path.join(out, "results.csv"), index_col=0)
+  assert summary.loc["stpn", "runs"] == 2
+  # The table's numbers are the runs' own eval_test.json values: mean and sample std over the two seeds.
+  cls = [100 * json.load(open(os.path.join(out, "runs", "stpn", f"seed_{s}", "eval_test.json")))
+         ["classification_mAP"] for s in (0, 1)]
+  assert summary.loc["stpn", "cls mAP mean"] == pytest.approx(sum(cls) / 2, abs=1e-3)
+  assert summary.loc["stpn", "cls mAP std"] == pytest.approx(pd.Series(cls).std(ddof=1), abs=1e-3)
+  markdown = open(os.path.join(out, "results.md")).read()
+  assert "±" in markdown and "Regenerate: `python" in markdown
+  record = json.load(open(os.path.join(out, "experiment.json")))
+  assert record["seeds"] == [0, 1] and record["configs"][0]["gin_files"] == ["stpn.gin"] and "commit" in record
+  # Each run's own gin config records its seed.
+  assert "train_eval.seed = 1" in open(os.path.join(out, "runs", "stpn", "seed_1", "config.gin")).read()
+
+  logs = {s: os.path.getsize(os.path.join(out, "runs", "stpn", f"seed_{s}", "log.txt")) for s in (0, 1)}
+  second = _tool(*args)
+  assert second.returncode == 0, second.stderr[-3000:]
+  assert "training:" not in second.stdout + second.stderr
+  assert logs == {s: os.path.getsize(os.path.join(out, "runs", "stpn", f"seed_{s}", "log.txt")) for s in (0, 1)}
+
+
+def test_a_failing_run_is_recorded_and_the_others_go_on(data_dir, tmp_path, monkeypatch):
+  experiment = sets.ExperimentSet("t", "t", (
+      sets.Config("broken", ("stpn.gin",), ("STPN.no_such_parameter = 1",)),
+      sets.Config("fine", ("stpn.gin",), ())))
+  calls = []
+
+  def fake_call(cmd, stdout, stderr):  # stands in for the training process
+    calls.append(cmd)
+    model_dir = [a.split("=", 1)[1] for a in cmd if a.startswith("--model_dir=")][0]
+    if any("no_such_parameter" in a for a in cmd):
+      return 1
+    with open(os.path.join(model_dir, runner.RESULT), "w") as f:
+      json.dump({"tiou_thresholds": [0.5], "mAP": [0.25], "classification_mAP": 0.5}, f)
+    return 0
+
+  monkeypatch.setattr(runner.subprocess, "call", fake_call)
+  out = runner.run_experiment(experiment, [3], str(tmp_path), data_dir, log=lambda *_: None)
+  assert out["failed"] == [("broken", 3)] and len(calls) == 2
+  assert "--gin_param=train_eval.seed = 3" in calls[1]
+  runs = pd.read_csv(tmp_path / "results_runs.csv")
+  assert list(runs["config"]) == ["fine"] and runs["0.5"][0] == pytest.approx(25.0)
+  # A rerun retries only the failed run.
+  runner.run_experiment(experiment, [3], str(tmp_path), data_dir, log=lambda *_: None)
+  assert len(calls) == 3 and "no_such_parameter" in " ".join(calls[2])
+
+
+def test_a_run_folder_of_another_configuration_is_refused(tmp_path, monkeypatch):
+  monkeypatch.setattr(runner.subprocess, "call", lambda *a, **k: 1)
+  a = sets.Config("x", ("stpn.gin",), ())
+  b = sets.Config("x", ("stpn.gin",), ("STPN.sparsity_weight = 0.0",))
+  runner.run_one(a, 0, str(tmp_path), log=lambda *_: None)
+  with pytest.raises(runner.ExperimentError, match="another configuration"):
+    runner.run_one(b, 0, str(tmp_path), log=lambda *_: None)
+
+
+def test_update_marked_block(tmp_path):
+  path = tmp_path / "README.md"
+  path.write_text("head\n<!-- results:readme:start -->\nold\n<!-- results:readme:end -->\ntail\n")
+  runner.update_marked_block(str(path), "readme", "| new |")
+  assert path.read_text() == "head\n<!-- results:readme:start -->\n| new |\n<!-- results:readme:end -->\ntail\n"
+  with pytest.raises(runner.ExperimentError, match="no <!-- results:other:start -->"):
+    runner.update_marked_block(str(path), "other", "x")
+
+
+def test_list_names_every_set():
+  result = _tool("--list")
+  assert result.returncode == 0, result.stderr[-2000:]
+  for name in ("stpn_fig5", "stpn_fig6", "bgm_table1", "aumn_table4", "aumn_fig4", "hamnet_table1", "readme"):
+    assert name in result.stdout
