@@ -100,6 +100,7 @@ def bench_input_pipeline(sizes):
 
 
 def _task_and_trainer(model, data_dir, quick):
+  """The model's task and a Trainer as its gin file configures them (batch size, XLA or not)."""
   import gin
   import tensorflow as tf
   from stpn_tf import config
@@ -109,31 +110,57 @@ def _task_and_trainer(model, data_dir, quick):
   config.parse_gin([MODEL_GIN[model]], [], finalize=False)
   task = gin.query_parameter("train_eval.task").scoped_configurable_fn()
   batch = gin.query_parameter("train_eval.batch_size")
+  try:
+    jit_compile = gin.query_parameter("train_eval.jit_compile")
+  except ValueError:   # not bound: train_eval's default
+    jit_compile = True
   manifest = schema.read_manifest(data_dir)
-  return task, trainer.Trainer(task, manifest, tf.distribute.get_strategy(), batch), batch
+  return task, trainer.Trainer(task, manifest, tf.distribute.get_strategy(), batch, jit_compile=jit_compile), batch
 
 
-def flops_per_video(models, num_segments):
-  """Dense FLOPs per video per training step: forward plus weight gradient (2 x 2 x N x kernel size) for every
-  kernel applied per segment; no gradient flows into the input features, so input gradients are not counted."""
+def flops_per_video(task, models, batch, num_segments, num_classes=20, dim=1024):
+  """FLOPs of one training step per video, counted by TensorFlow's graph profiler on the step's own graph
+  (forward, loss and gradients of every network, at batch x num_segments), divided by the batch size.
+
+  The profiler counts every op with registered FLOP statistics (MatMul, Conv2D, BatchMatMul, elementwise ops), so
+  AUMN's per-template value encoder (applied to K templates, not T segments) and HAM-Net's input gradients of
+  inner layers are counted as they are computed, which a parameter-count estimate gets wrong.
+  """
+  import tensorflow as tf
+  spec = {s: tf.TensorSpec([batch, num_segments, dim], tf.float32) for s in task.streams}
+  spec.update(mask=tf.TensorSpec([batch, num_segments], tf.float32),
+              labels=tf.TensorSpec([batch, num_classes], tf.float32))
+  options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+  options["output"] = "none"
   total = 0
-  for model in models.values():
-    for v in model.trainable_variables:
-      if len(v.shape) >= 2:
-        total += 4 * num_segments * int(v.shape.num_elements())
-  return total
+  for name, model in models.items():
+
+    def step(inputs, model=model, name=name):
+      with tf.GradientTape() as tape:
+        outputs = model(task.network_inputs(name, inputs), training=True)
+        loss = tf.reduce_sum(task.losses(name, outputs, inputs)["total"])
+      return tape.gradient(loss, model.trainable_variables)
+
+    graph = tf.function(step).get_concrete_function(spec).graph
+    total += tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+  return total / batch
 
 
 def bench_train(model, sizes):
-  """Training videos/s through the real input pipeline, and the share of the matmul ceiling it reaches."""
+  """Training videos/s through the real input pipeline, the same step on batches held in memory (the model's
+  compute alone), and the share of the matmul ceiling each reaches (from the step graph's own FLOP count)."""
   import gin
+  import tensorflow as tf
   from stpn_tf.data import pipeline
   with tempfile.TemporaryDirectory() as tmp:
     data = _random_dataset(os.path.join(tmp, "data"), sizes["videos"], sizes["length"])
     task, trainer, batch = _task_and_trainer(model, data, _QUICK.value)
     ds = pipeline.make_train_dataset(data, batch_size=batch, streams=task.streams, seed=0)
-    spec = next(iter(ds))
-    segments = int(spec["mask"].shape[1])
+    first = next(iter(ds))
+    sampler = gin.query_parameter("make_train_dataset.sampler") if _bound("make_train_dataset.sampler") else None
+    all_segments = sampler is not None and "AllSegments" in str(sampler)
+    # Variable-length batches (all segments of a video): FLOPs at the mean video length.
+    segments = sizes["length"] if all_segments else int(first["mask"].shape[1])
     it = iter(ds)
     trainer.train_steps(it, 2)
     rates = []
@@ -141,9 +168,30 @@ def bench_train(model, sizes):
       start = time.perf_counter()
       trainer.train_steps(it, sizes["steps"])
       rates.append(sizes["steps"] * batch / (time.perf_counter() - start))
-    flops = flops_per_video(trainer.models, segments)
+    # The same step on one batch held in memory: no input pipeline sharing the cores.
+    step_rates = []
+    if not all_segments:
+      memory = iter(tf.data.Dataset.from_tensors(first).repeat())
+      trainer.train_steps(memory, 2)
+      for _ in range(sizes["reps"]):
+        start = time.perf_counter()
+        trainer.train_steps(memory, sizes["steps"])
+        step_rates.append(sizes["steps"] * batch / (time.perf_counter() - start))
+    flops = flops_per_video(task, trainer.models, batch, segments)
     gin.clear_config()
-  return _stats(rates, "videos/s", flops_per_video=flops, segments=segments, batch_size=batch)
+  extra = dict(flops_per_video=flops, segments=segments, batch_size=batch, jit_compile=trainer.jit_compile, all_segments=all_segments)
+  if step_rates:
+    extra["step_only_videos_per_s"] = sorted(step_rates)[len(step_rates) // 2]
+  return _stats(rates, "videos/s", **extra)
+
+
+def _bound(selector):
+  import gin
+  try:
+    gin.query_parameter(selector)
+    return True
+  except ValueError:
+    return False
 
 
 def bench_postprocess_eval(sizes):
@@ -194,8 +242,6 @@ def bench_postprocess_eval(sizes):
 
 def bench_scaling(sizes):
   """Training seconds per epoch against the number of videos, and evaluation seconds per video against T."""
-  import numpy as np
-  import tensorflow as tf
   out = {"epoch_s_vs_videos": {}, "eval_ms_vs_T": {}}
   with tempfile.TemporaryDirectory() as tmp:
     for factor in (1, 2, 4):
@@ -209,23 +255,14 @@ def bench_scaling(sizes):
       start = time.perf_counter()
       trainer.train_steps(it, steps)
       out["epoch_s_vs_videos"][n] = (time.perf_counter() - start) * n / (steps * batch)
-    models = trainer.models
-    for length in ((400, 1600, 6400) if not _QUICK.value else (50, 200)):
-      inputs = {"features": tf.random.uniform((1, length, 1024)), "mask": tf.ones((1, length))}
-      fns = {k: tf.function(lambda x, m=m: m(x, training=False)) for k, m in models.items()}
-      for f in fns.values():
-        f(inputs)
-      times = []
-      for _ in range(sizes["reps"]):
-        start = time.perf_counter()
-        for f in fns.values():
-          f(inputs)["tcam"].numpy()
-        times.append(1000 * (time.perf_counter() - start))
-      out["eval_ms_vs_T"][length] = float(np.median(times))
-  t = out["eval_ms_vs_T"]
-  lengths = sorted(t)
-  # Cost per segment at the longest vs the shortest video: ~1 when cost is linear in T.
-  ratio = (t[lengths[-1]] / lengths[-1]) / (t[lengths[0]] / lengths[0])
+    lengths = (400, 1600, 6400) if not _QUICK.value else (50, 200)
+    out["eval_ms_vs_T"] = _eval_ms_vs_length(trainer.models, lengths, sizes["reps"])
+    if "aumn" in _available_models():
+      aumn_task, aumn_trainer, _ = _task_and_trainer("aumn", data, _QUICK.value)
+      out["aumn_eval_ms_vs_T"] = _eval_ms_vs_length(aumn_trainer.models, lengths, sizes["reps"])
+      out["aumn_per_segment_ratio"] = _per_segment_ratio(out["aumn_eval_ms_vs_T"])
+      del aumn_task
+  ratio = _per_segment_ratio(out["eval_ms_vs_T"])
   return dict(value=ratio, unit="per-segment cost ratio (longest/shortest T)", min=ratio, max=ratio, **out)
 
 
@@ -278,7 +315,8 @@ def _machine():
   import numpy as np
   return dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
               cpus=os.cpu_count(), python=platform.python_version(), numpy=np.__version__,
-              date=time.strftime("%Y-%m-%d %H:%M:%S"), commit=_commit())
+              date=time.strftime("%Y-%m-%d %H:%M:%S"), commit=_commit(),
+              load_average_at_start=list(os.getloadavg()))
 
 
 def _commit():
@@ -318,6 +356,8 @@ def main(argv):
     if name.startswith("train_") and ceiling and r.get("flops_per_video") and r.get("value"):
       r["ceiling_videos_per_s"] = ceiling * 1e9 / r["flops_per_video"]
       r["fraction_of_ceiling"] = r["value"] / r["ceiling_videos_per_s"]
+      if r.get("step_only_videos_per_s"):
+        r["step_only_fraction_of_ceiling"] = r["step_only_videos_per_s"] / r["ceiling_videos_per_s"]
   print(_table(report))
   if _OUTPUT_JSON.value:
     tmp = _OUTPUT_JSON.value + ".tmp"
@@ -326,19 +366,56 @@ def main(argv):
     os.replace(tmp, _OUTPUT_JSON.value)
 
 
+def _rounded(d):
+  return {k: round(v, 2) for k, v in d.items()}
+
+
+def _eval_ms_vs_length(models, lengths, reps):
+  """Median ms of one forward pass of every network over a video of each length (batch 1)."""
+  import numpy as np
+  import tensorflow as tf
+  fns = {k: tf.function(lambda x, m=m: m(x, training=False)) for k, m in models.items()}
+  out = {}
+  for length in lengths:
+    inputs = {"features": tf.random.uniform((1, length, 1024)), "mask": tf.ones((1, length))}
+    for f in fns.values():
+      f(inputs)
+    times = []
+    for _ in range(reps):
+      start = time.perf_counter()
+      for f in fns.values():
+        tf.nest.map_structure(lambda t: t.numpy(), f(inputs))
+      times.append(1000 * (time.perf_counter() - start))
+    out[length] = float(np.median(times))
+  return out
+
+
+def _per_segment_ratio(t):
+  """Cost per segment at the longest vs the shortest video: ~1 when cost is linear in T."""
+  lengths = sorted(t)
+  return (t[lengths[-1]] / lengths[-1]) / (t[lengths[0]] / lengths[0])
+
+
 def _table(report):
   lines = ["| benchmark | value | unit | min | max | peak RSS (MB) | notes |", "|---|---|---|---|---|---|---|"]
   for name, r in report["results"].items():
     fmt = lambda v: f"{v:.4g}" if isinstance(v, (int, float)) else str(v)
     notes = ""
     if "fraction_of_ceiling" in r:
-      notes = f"{100 * r['fraction_of_ceiling']:.0f}% of ceiling {r['ceiling_videos_per_s']:.0f} videos/s"
+      notes = (f"{100 * r['fraction_of_ceiling']:.0f}% of ceiling {r['ceiling_videos_per_s']:.1f} videos/s "
+               f"({r['flops_per_video'] / 1e9:.2f} GFLOP/video, T {r['segments']}, batch {r['batch_size']}, "
+               f"XLA {'on' if r.get('jit_compile') else 'off'})")
+      if "step_only_fraction_of_ceiling" in r:
+        notes += (f"; step alone (batch in memory): {r['step_only_videos_per_s']:.1f} videos/s = "
+                  f"{100 * r['step_only_fraction_of_ceiling']:.0f}%")
     if "both_streams_videos_per_s" in r:
       notes = f"both streams: {r['both_streams_videos_per_s']:.0f} videos/s"
     if "detect_p95_ms" in r:
       notes = f"outputs p50 {r['p50_ms']:.1f} ms; detect p50 {r['detect_p50_ms']:.1f} / p95 {r['detect_p95_ms']:.1f} ms"
     if "eval_ms_vs_T" in r:
-      notes = f"eval ms vs T {r['eval_ms_vs_T']}; epoch s vs videos {r['epoch_s_vs_videos']}"
+      notes = (f"STPN eval ms vs T {_rounded(r['eval_ms_vs_T'])}; epoch s vs videos {_rounded(r['epoch_s_vs_videos'])}"
+               f"; AUMN eval ms vs T {_rounded(r.get('aumn_eval_ms_vs_T', {}))} (per-segment ratio "
+               f"{r.get('aumn_per_segment_ratio', float('nan')):.2f}: quadratic self-attention, by design)")
     lines.append(f"| {name} | {fmt(r.get('value'))} | {r.get('unit')} | {fmt(r.get('min'))} | {fmt(r.get('max'))} "
                  f"| {fmt(r.get('peak_rss_mb'))} | {notes} |")
   return "\n".join(lines)

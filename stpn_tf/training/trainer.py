@@ -68,6 +68,7 @@ class Trainer:
     self.task = task
     self.strategy = strategy
     self.global_batch_size = global_batch_size
+    self.jit_compile = jit_compile
     with strategy.scope():
       self.models = task.build_models(manifest.num_classes, manifest.feature_dims)
       self.optimizers = {name: make_optimizer() for name in self.models}
