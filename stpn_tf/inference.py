@@ -25,17 +25,25 @@ THUMOS14_TIOU = detection.THUMOS14_TIOU_THRESHOLDS
 VIDEO_LEVEL_OUTPUTS = ("logits", "probabilities")
 
 
+_PREDICT_FN_ATTR = "_stpn_tf_predict_fn"
+
+
 def _predict_fns(models):
-  """One compiled forward function per network, traced once for any video length."""
+  """One compiled forward function per network, traced once for any video length and kept on the model, so the
+  periodic evaluations of a training run reuse it instead of tracing anew."""
   fns = {}
   for name, model in models.items():
-    dim = model.inputs[0].shape[-1] if isinstance(model.inputs, list) else None
-    spec = {"features": tf.TensorSpec([None, None, dim], tf.float32), "mask": tf.TensorSpec([None, None])}
+    fn = getattr(model, _PREDICT_FN_ATTR, None)
+    if fn is None:
+      dim = model.inputs[0].shape[-1] if isinstance(model.inputs, list) else None
+      spec = {"features": tf.TensorSpec([None, None, dim], tf.float32), "mask": tf.TensorSpec([None, None])}
 
-    def fn(inputs, model=model):
-      return model(inputs, training=False)
+      def forward(inputs, model=model):
+        return model(inputs, training=False)
 
-    fns[name] = tf.function(fn, input_signature=[spec]) if dim else tf.function(fn)
+      fn = tf.function(forward, input_signature=[spec]) if dim else tf.function(forward)
+      object.__setattr__(model, _PREDICT_FN_ATTR, fn)   # not tracked by Keras (not a layer or variable)
+    fns[name] = fn
   return fns
 
 
