@@ -45,6 +45,7 @@ import tensorflow as tf
 from stpn_tf.layers import masking
 from stpn_tf.layers import memory as memory_lib
 from stpn_tf.layers import pooling
+from stpn_tf.models import base
 from stpn_tf.postprocess import aumn_inference
 from stpn_tf.postprocess import types as pp_types
 
@@ -207,7 +208,7 @@ def aumn_loss(outputs: Dict[str, tf.Tensor], labels, mask, *, diversity_weight: 
 
 
 @gin.configurable
-class AUMN:
+class AUMN(base.PerStreamTask):
   """AUMN as a task: one network per stream, their losses, and the two-stream inference of section 3.3.
 
   Args:
@@ -226,6 +227,7 @@ class AUMN:
   """
 
   name = "aumn"
+  stream_model_fn = staticmethod(build_stream_model)
   video_level_outputs = ("logits", "probabilities", "diversity")
 
   def __init__(self, modalities: Sequence[str] = ("rgb", "flow"), embedding_dim: int = 512,
@@ -257,22 +259,6 @@ class AUMN:
                              num_templates=int(num_templates), key_reduction=int(key_reduction),
                              value_bottleneck=int(value_bottleneck), use_self_attention=bool(use_self_attention),
                              memory_stddev=memory_stddev)
-
-  @property
-  def networks(self):
-    """Network name -> the stream it reads: separate RGB and flow networks (section 4.1)."""
-    return {m: m for m in self.modalities}
-
-  @property
-  def streams(self):
-    return self.modalities
-
-  def build_models(self, num_classes: int, feature_dims: Dict[str, int]) -> Dict[str, keras.Model]:
-    return {m: build_stream_model(feature_dims[m], num_classes, name=f"aumn_{m}", **self.model_kwargs)
-            for m in self.modalities}
-
-  def network_inputs(self, network: str, batch: Dict[str, tf.Tensor]):
-    return {"features": batch[network], "mask": batch["mask"]}
 
   def losses(self, network: str, outputs, batch) -> Dict[str, tf.Tensor]:
     return aumn_loss(outputs, batch["labels"], batch["mask"], diversity_weight=self.diversity_weight,

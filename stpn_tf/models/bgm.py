@@ -47,6 +47,7 @@ from stpn_tf.layers import masking
 from stpn_tf.layers import pooling
 from stpn_tf.layers import smoothing
 from stpn_tf.layers import tcam as tcam_lib
+from stpn_tf.models import base
 from stpn_tf.models import stpn
 from stpn_tf.postprocess import bgm_inference
 from stpn_tf.postprocess import types as pp_types
@@ -180,7 +181,7 @@ def bgm_loss(outputs: Dict[str, tf.Tensor], labels, mask, *, alpha: float = 0.1,
 
 
 @gin.configurable
-class BGM:
+class BGM(base.PerStreamTask):
   """The background-modeling model as a task: networks, inputs, losses (Eq. 11) and inference (Eq. 12).
 
   Args:
@@ -202,6 +203,7 @@ class BGM:
   """
 
   name = "bgm"
+  stream_model_fn = staticmethod(build_stream_model)
   video_level_outputs = ("logits", "probabilities", "bg_logits", "cluster_fg_logits", "cluster_bg_logits")
 
   def __init__(self, modalities: Sequence[str] = ("rgb", "flow"), background_weight: float = 0.1,
@@ -224,22 +226,6 @@ class BGM:
                             target_gradient=bool(guide_target_gradient))
     self.model_kwargs = dict(hidden_units=hidden_units, dropout=dropout, use_bias=use_bias,
                              pooling_normalization=pooling_normalization)
-
-  @property
-  def networks(self):
-    """Network name -> the stream it reads: one network per stream, trained separately."""
-    return {m: m for m in self.modalities}
-
-  @property
-  def streams(self):
-    return self.modalities
-
-  def build_models(self, num_classes: int, feature_dims: Dict[str, int]) -> Dict[str, keras.Model]:
-    return {m: build_stream_model(feature_dims[m], num_classes, name=f"bgm_{m}", **self.model_kwargs)
-            for m in self.modalities}
-
-  def network_inputs(self, network: str, batch: Dict[str, tf.Tensor]):
-    return {"features": batch[network], "mask": batch["mask"]}
 
   def losses(self, network: str, outputs, batch) -> Dict[str, tf.Tensor]:
     return bgm_loss(outputs, batch["labels"], batch["mask"], **self.loss_kwargs)

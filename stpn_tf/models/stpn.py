@@ -25,6 +25,7 @@ from stpn_tf.layers import attention as attention_lib
 from stpn_tf.layers import masking
 from stpn_tf.layers import pooling
 from stpn_tf.layers import tcam as tcam_lib
+from stpn_tf.models import base
 from stpn_tf.postprocess import stpn_inference
 from stpn_tf.postprocess import types as pp_types
 
@@ -76,7 +77,7 @@ def stpn_loss(outputs: Dict[str, tf.Tensor], labels, mask, beta: float) -> Dict[
 
 
 @gin.configurable
-class STPN:
+class STPN(base.PerStreamTask):
   """STPN as a task: which networks to build, their inputs, losses and inference.
 
   Args:
@@ -91,6 +92,7 @@ class STPN:
   """
 
   name = "stpn"
+  stream_model_fn = staticmethod(build_stream_model)
 
   def __init__(self, modalities: Sequence[str] = ("rgb", "flow"), use_attention: bool = True,
                sparsity_weight: float = 0.2, hidden_units: int = 256, dropout: float = 0.0,
@@ -103,22 +105,6 @@ class STPN:
     self.sparsity_weight = float(sparsity_weight) if use_attention else 0.0
     self.model_kwargs = dict(use_attention=use_attention, hidden_units=hidden_units, dropout=dropout,
                              pooling_normalization=pooling_normalization, use_bias=use_bias)
-
-  @property
-  def networks(self):
-    """Network name -> the stream it reads. STPN has one network per stream."""
-    return {m: m for m in self.modalities}
-
-  @property
-  def streams(self):
-    return self.modalities
-
-  def build_models(self, num_classes: int, feature_dims: Dict[str, int]) -> Dict[str, keras.Model]:
-    return {m: build_stream_model(feature_dims[m], num_classes, name=f"stpn_{m}", **self.model_kwargs)
-            for m in self.modalities}
-
-  def network_inputs(self, network: str, batch: Dict[str, tf.Tensor]):
-    return {"features": batch[network], "mask": batch["mask"]}
 
   def losses(self, network: str, outputs, batch) -> Dict[str, tf.Tensor]:
     return stpn_loss(outputs, batch["labels"], batch["mask"], self.sparsity_weight)
