@@ -12,6 +12,10 @@ Every run is its own `python -m stpn_tf.train` process, so a crash loses only th
 eval_test.json exists is finished and never redone (rerunning the command fills in what is missing). A run folder
 made for another configuration is refused rather than reused. Nothing here reads the test split to choose
 anything: every run reports its last checkpoint.
+
+Run long experiments from a checkout nobody edits (e.g. `git worktree add ../frozen HEAD` and PYTHONPATH=../frozen):
+tf.function's autograph re-reads a function's source file when it first converts it, so editing the code while a
+run is in flight can make that run fail or, worse, run code that is not the commit the results claim.
 """
 
 import datetime
