@@ -527,3 +527,81 @@ def score_files(ground_truth_path: Union[str, os.PathLike],
     raise EvaluationInputError(f"{ground_truth_path}: no annotation in subset {subset!r}")
   pred = eval_io.load_predictions(predictions_path)
   return compute_detection_ap(gt, pred, tiou_thresholds, eval_io.parse_video_list(exclude_videos))
+
+
+@dataclasses.dataclass(frozen=True)
+class PrecisionRecall:
+  """One class's ranked detections at one tIoU threshold (ActivityNet matching, as `compute_detection_ap`).
+
+  Attributes:
+    precision: float64 [N], precision after each ranked prediction of the class.
+    recall: float64 [N], recall after each ranked prediction.
+    scores: float64 [N], the predictions' scores in rank order.
+    num_instances: ground-truth instances of the class.
+    ap: the class's average precision (`average_precision(precision, recall)`; 0 without predictions).
+  """
+
+  precision: np.ndarray
+  recall: np.ndarray
+  scores: np.ndarray
+  num_instances: int
+  ap: float
+
+
+def precision_recall(ground_truth: FrameLike, predictions: Optional[FrameLike], tiou_threshold: float = 0.5,
+                     exclude_videos: Optional[Iterable[str]] = None) -> dict:
+  """Per-class precision-recall curves at one tIoU threshold, with the matching of `compute_detection_ap`.
+
+  Same inputs, validation, class set, ranking and greedy matching as `compute_detection_ap`, so each class's `ap`
+  equals its AP there at this threshold.
+
+  Args:
+    ground_truth: columns video_id, label, t_start, t_end.
+    predictions: the same plus score; None or empty means no predictions.
+    tiou_threshold: in [0, 1].
+    exclude_videos: video ids removed from both sides.
+
+  Returns:
+    Dict label -> PrecisionRecall, for every evaluated (ground-truth) class, in sorted label order.
+
+  Raises:
+    EvaluationInputError, ValueError: as `compute_detection_ap`.
+  """
+  threshold = float(tiou_threshold)
+  if not 0.0 <= threshold <= 1.0:
+    raise ValueError(f"tIoU threshold must be in [0, 1], got {tiou_threshold}")
+  gt = _as_frame(ground_truth, eval_io.GROUND_TRUTH_COLUMNS, "ground truth")
+  pred = _as_frame(predictions, eval_io.PREDICTION_COLUMNS, "predictions")
+  if exclude_videos is not None:
+    excluded = set(str(v) for v in exclude_videos)
+    gt, pred = gt[~gt["video_id"].isin(excluded)], pred[~pred["video_id"].isin(excluded)]
+  if len(gt) == 0:
+    raise EvaluationInputError("ground truth: no annotation left to evaluate (wrong subset, or all excluded?)")
+  labels = tuple(sorted(set(gt["label"])))
+  label_index = {label: i for i, label in enumerate(labels)}
+  gt_cls = gt["label"].map(label_index).to_numpy(dtype=np.int64)
+  pred_cls_f = pred["label"].map(label_index).to_numpy(dtype=np.float64)
+  known = ~np.isnan(pred_cls_f)
+  pred, pred_cls = pred[known], pred_cls_f[known].astype(np.int64)
+  video_codes, videos = pd.factorize(pd.concat([gt["video_id"], pred["video_id"]], ignore_index=True))
+  gt_key = gt_cls * len(videos) + video_codes[:len(gt)]
+  pred_key = pred_cls * len(videos) + video_codes[len(gt):]
+  scores = pred["score"].to_numpy()
+  class_order, pred_rank = [], np.empty(len(pred), dtype=np.int64)
+  for c in range(len(labels)):
+    members = np.flatnonzero(pred_cls == c)
+    order = members[scores[members].argsort()[::-1]]   # the reference's ranking, as in compute_detection_ap
+    pred_rank[order] = np.arange(len(order))
+    class_order.append(order)
+  tp = _match(gt_key, gt[["t_start", "t_end"]].to_numpy(), pred_key, pred_rank, pred[["t_start", "t_end"]].to_numpy(),
+              np.array([threshold]))[0]  # [P]
+  num_instances = np.bincount(gt_cls, minlength=len(labels))
+  out = {}
+  for c, order in enumerate(class_order):
+    hits = tp[order]
+    tp_cum = np.cumsum(hits, dtype=np.float64)
+    precision = tp_cum / np.arange(1, len(order) + 1, dtype=np.float64)
+    recall = tp_cum / num_instances[c]
+    ap = float(average_precision(precision, recall)) if len(order) else 0.0
+    out[labels[c]] = PrecisionRecall(precision, recall, scores[order].astype(np.float64), int(num_instances[c]), ap)
+  return out
