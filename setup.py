@@ -25,7 +25,8 @@ setuptools.setup(
         "pandas>=2.2,<4",
     ],
     extras_require={
-        "test": ["pytest>=8"],
+        # matplotlib: the picture tests (tests/visualization) render real PNGs.
+        "test": ["pytest>=8", "matplotlib>=3.8"],
         # The CUDA build of the same TensorFlow release (pulls the NVIDIA wheels from PyPI).
         "gpu": ["tensorflow[and-cuda]==2.17.1"],
         "viz": ["matplotlib>=3.8"],

@@ -7,7 +7,11 @@ File-scoring mode (NumPy only, no TensorFlow):
 
 Model mode (runs a trained model, then scores it; implemented in stpn_tf.inference):
 
-  python -m stpn_tf.evaluate --model_dir=DIR [--data_dir=DIR] [--predictions_out=PRED.json]
+  python -m stpn_tf.evaluate --model_dir=DIR [--data_dir=DIR] [--predictions_out=PRED.json] [--report_dir=OUT]
+
+--report_dir (model mode; needs matplotlib, `pip install -e ".[viz]"`) also writes an HTML report: OUT/index.html
+with the mAP table, per-class AP and precision-recall curves at tIoU 0.5, plots of the best and worst videos and
+the run's config.gin (stpn_tf/visualization/report.py).
 
 Exactly one mode must be chosen. OUT.json (written atomically) holds fractions in [0, 1]:
 {"tiou_thresholds", "mAP", "average_mAP", "num_ground_truth_videos", "num_ground_truth_instances",
@@ -48,6 +52,8 @@ flags.DEFINE_string("output_json", None, "Where to write the scores (JSON, writt
                     "is always printed.")
 # Model mode.
 flags.DEFINE_string("predictions_out", None, "Model mode: where to write the model's detections JSON.")
+flags.DEFINE_string("report_dir", None, "Model mode: also write an HTML report (index.html + PNGs) into this folder "
+                    "(replaced atomically). Needs matplotlib: pip install -e \".[viz]\".")
 
 
 def parse_thresholds(text: str) -> tuple:
@@ -85,8 +91,8 @@ def _check_mode() -> str:
   if file_mode:
     if FLAGS.ground_truth is None or FLAGS.predictions is None:
       raise app.UsageError("file mode needs both --ground_truth and --predictions")
-    if FLAGS.data_dir is not None or FLAGS.predictions_out is not None:
-      raise app.UsageError("--data_dir and --predictions_out only apply with --model_dir")
+    if FLAGS.data_dir is not None or FLAGS.predictions_out is not None or FLAGS.report_dir is not None:
+      raise app.UsageError("--data_dir, --predictions_out and --report_dir only apply with --model_dir")
     return "files"
   return "model"
 
@@ -98,8 +104,18 @@ def main(argv):
     # Imported here so that file mode never loads TensorFlow.
     from stpn_tf import inference  # pylint: disable=import-outside-toplevel
     from stpn_tf import evaluation  # pylint: disable=import-outside-toplevel
-    result = inference.run_model_evaluation(model_dir=FLAGS.model_dir, data_dir=FLAGS.data_dir,
-                                            predictions_out=FLAGS.predictions_out)
+    if FLAGS.report_dir:
+      from stpn_tf import visualization  # pylint: disable=import-outside-toplevel
+      try:
+        visualization.require_matplotlib()      # before any work
+      except visualization.MissingMatplotlibError as e:
+        sys.exit(f"evaluate: error: {e}")
+      from stpn_tf.visualization import report  # pylint: disable=import-outside-toplevel
+      result = report.evaluate_with_report(model_dir=FLAGS.model_dir, report_dir=FLAGS.report_dir,
+                                           data_dir=FLAGS.data_dir, predictions_out=FLAGS.predictions_out)
+    else:
+      result = inference.run_model_evaluation(model_dir=FLAGS.model_dir, data_dir=FLAGS.data_dir,
+                                              predictions_out=FLAGS.predictions_out)
     if FLAGS.output_json:
       evaluation.write_json_atomic(FLAGS.output_json, dict(result, model_dir=FLAGS.model_dir), indent=1)
     return
