@@ -12,18 +12,29 @@ Signatures (inputs float32; S = the task's streams, e.g. rgb and flow; D_s = the
   detect (when the task has one)   one video, {s: [T, D_s]}             -> final detections, computed in the graph
   metadata                         no input                             -> where the export came from
 
-Output keys: "<network>_<model output>" for every output of every network (STPN: rgb_attention [T], rgb_tcam
-[T, C], rgb_probabilities [C], rgb_logits [C], and the same for flow), plus the task's own serving outputs (STPN:
-probabilities [C], the mean of the streams' sigmoid scores, i.e. `STPN.video_probabilities`; weighted_tcam [T, C],
-alpha * psi_RGB + (1 - alpha) * psi_FLOW with psi = lambda * sigmoid(a) of Eqs. 5-6 and alpha = stpn_detect.alpha;
-rgb_weighted_tcam / flow_weighted_tcam). In outputs_batched, values at padded steps (mask 0) are unspecified; an
-empty batch (B = 0) gives empty outputs.
+Output keys: "<network>_<model output>" for every output of every network, plus the task's own serving outputs
+(C = the real classes; every task adds `probabilities` [C], its video-level class scores `task.video_probabilities`):
+  stpn    networks rgb, flow: <s>_attention [T], <s>_tcam [T, C], <s>_probabilities [C], <s>_logits [C]; own:
+          probabilities (mean of the streams' sigmoid scores), weighted_tcam [T, C] = alpha psi_RGB + (1 - alpha)
+          psi_FLOW with psi = lambda * sigmoid(a) (Eqs. 5-6, alpha = stpn_detect.alpha), <s>_weighted_tcam [T, C].
+  bgm     networks rgb, flow: <s>_attention [T], <s>_tcam [T, C+1], <s>_probabilities [C+1], <s>_logits [C+1],
+          <s>_bg_logits [C+1], <s>_cluster_fg_logits [2], <s>_cluster_bg_logits [2] (index 0 = background); own:
+          probabilities (p_fg of the real classes, mean of the streams), attention [T] (mean of the streams: the
+          proposal signal), fused_tcam [T, C] (the summand of Eq. 12, theta = bgm_detect.theta).
+  aumn    networks rgb, flow: <s>_attention [T], <s>_cas [T, C], <s>_probabilities [C], <s>_logits [C],
+          <s>_similarity [T, K], <s>_diversity []; own: probabilities (mean of y_hat), fused_cas [T, C] (the summand
+          of Eq. 16, theta = aumn_detect.theta).
+  hamnet  one network on the concatenated streams: hamnet_cas [T, C+1] (last = background), hamnet_attention [T],
+          hamnet_semi_soft_attention [T], hamnet_hard_attention [T], hamnet_logits [C+1], hamnet_probabilities [C];
+          own: probabilities (= p^attn, Eq. 6), guided_cas [T, C] (s^attn = s * a of the real classes).
+In outputs_batched, values at padded steps (mask 0) are unspecified; an empty batch (B = 0) gives empty outputs.
 
 detect outputs [N]: start_s, end_s (float32 seconds), class_index (int64), class_name (string), score (float32), by
 descending score; equal scores keep the NumPy post-processor's proposal order (see tf_postprocess.py).
 
 Task hooks (all optional, looked up on the task object; for tasks whose file cannot carry them yet, an adapter in
-ADAPTERS keyed by task name provides them):
+ADAPTERS keyed by task name provides them: StpnServing, BgmServing, AumnServing, HamnetServing, each running its
+task's NumPy post-processor's port from tf_postprocess.py with the run's gin-bound `<task>_detect.*` settings):
   serving_outputs(outputs_by_network) -> {name: tensor}: extra outputs from the batched per-network outputs
     ({network: {output: [B, ...]}}), batch axis first; the single-video signature drops the batch axis.
   tf_detect(outputs_by_network, feature_rate) -> {"start_s", "end_s", "class_index", "score"}: detections of one
@@ -115,7 +126,123 @@ class StpnServing:
     return tf_postprocess.stpn_detect(streams.get("rgb"), streams.get("flow"), feature_rate, **self.settings)
 
 
-ADAPTERS = {"stpn": StpnServing}
+def _settings_from_gin(fn, selector: str, inputs) -> Dict:
+  """The run's gin-bound settings of a NumPy post-processor, without its per-video input arguments."""
+  settings = gin_bound_kwargs(fn, selector)
+  for name in inputs:
+    settings.pop(name, None)
+  return settings
+
+
+def _validated(settings_fn, selector: str, settings: Dict, **kwargs) -> Dict:
+  try:
+    return settings_fn(**kwargs, **settings)
+  except (ValueError, TypeError) as e:
+    raise ExportError(f"{selector} settings {settings} cannot be exported: {e}") from e
+
+
+class BgmServing:
+  """Background modeling (Nguyen et al. ICCV 2019): fused outputs and `bgm_detect` (Sec. 3.2, Eq. 12) with the run's
+  gin-bound `bgm_detect.*` settings.
+
+  The networks' tcam [T, C + 1] and probabilities [C + 1] have the background at index 0 (Eq. 2); detection sees
+  the C real classes (column 0 dropped), as `BGM.detect` does.
+  """
+
+  def __init__(self, task, settings: Optional[Dict] = None, feature_rate: float = 1.0):
+    from stpn_tf.postprocess import bgm_inference  # pylint: disable=import-outside-toplevel
+    self.streams = tuple(task.streams)
+    if settings is None:
+      settings = _settings_from_gin(bgm_inference.bgm_detect, "bgm_detect", ("rgb", "flow", "feature_rate"))
+    self.settings = _validated(tf_postprocess.bgm_settings, "bgm_detect", settings, feature_rate=feature_rate,
+                               streams=self.streams)
+
+  def detect_settings(self) -> Dict:
+    return dict(self.settings, postprocessor="stpn_tf.postprocess.bgm_inference.bgm_detect")
+
+  def _real_classes(self, outputs_by_network):
+    return {s: tf_postprocess.StreamTensors(o["attention"], o["tcam"][..., 1:], o["probabilities"][..., 1:])
+            for s, o in outputs_by_network.items()}
+
+  def serving_outputs(self, outputs_by_network):
+    """probabilities [C]: p_fg of the real classes averaged over the streams (`BGM.video_probabilities`);
+    attention [T]: lambda averaged over the streams (the signal thresholded into proposals, Sec. 3.2);
+    fused_tcam [T, C]: theta lambda^RGB w_c x^RGB + (1 - theta) lambda^FLOW w_c x^FLOW, the summand of Eq. 12."""
+    real = self._real_classes(outputs_by_network)
+    streams = [real[s] for s in self.streams]
+    theta = self.settings["theta"]
+    weighted = {s: real[s].attention[..., None] * real[s].tcam for s in self.streams}
+    return {"probabilities": tf.add_n([s.probabilities for s in streams]) / float(len(streams)),
+            "attention": tf.add_n([s.attention for s in streams]) / float(len(streams)),
+            "fused_tcam": tf_postprocess.mix_streams(weighted.get("rgb"), weighted.get("flow"), theta)}
+
+  def tf_detect(self, outputs_by_network, feature_rate: float):
+    real = self._real_classes(outputs_by_network)
+    return tf_postprocess.bgm_detect(real.get("rgb"), real.get("flow"), feature_rate, **self.settings)
+
+
+class AumnServing:
+  """AUMN (Luo et al. CVPR 2021): fused outputs and `aumn_detect` (section 3.3, Eqs. 15-16) with the run's gin-bound
+  `aumn_detect.*` settings. eta_act = None (the paper's mean attention per video) is computed in the graph."""
+
+  def __init__(self, task, settings: Optional[Dict] = None, feature_rate: float = 1.0):
+    from stpn_tf.postprocess import aumn_inference  # pylint: disable=import-outside-toplevel
+    self.streams = tuple(task.streams)
+    if settings is None:
+      settings = _settings_from_gin(aumn_inference.aumn_detect, "aumn_detect", ("rgb", "flow", "feature_rate"))
+    self.settings = _validated(tf_postprocess.aumn_settings, "aumn_detect", settings, feature_rate=feature_rate,
+                               streams=self.streams)
+
+  def detect_settings(self) -> Dict:
+    return dict(self.settings, postprocessor="stpn_tf.postprocess.aumn_inference.aumn_detect")
+
+  def _streams(self, outputs_by_network):
+    return {s: tf_postprocess.StreamTensors(o["attention"], o["cas"], o["probabilities"])
+            for s, o in outputs_by_network.items()}
+
+  def serving_outputs(self, outputs_by_network):
+    """probabilities [C]: y_hat (Eq. 8) averaged over the networks (`AUMN.video_probabilities`); fused_cas [T, C]:
+    theta a^R softmax(C^R) + (1 - theta) a^F softmax(C^F), the summand of Eq. 16."""
+    streams = self._streams(outputs_by_network)
+    weighted = {s: streams[s].attention[..., None] * tf.nn.softmax(streams[s].tcam, axis=-1) for s in self.streams}
+    return {"probabilities": tf.add_n([streams[s].probabilities for s in self.streams]) / float(len(self.streams)),
+            "fused_cas": tf_postprocess.mix_streams(weighted.get("rgb"), weighted.get("flow"),
+                                                    self.settings["theta"])}
+
+  def tf_detect(self, outputs_by_network, feature_rate: float):
+    streams = self._streams(outputs_by_network)
+    return tf_postprocess.aumn_detect(streams.get("rgb"), streams.get("flow"), feature_rate, **self.settings)
+
+
+class HamnetServing:
+  """HAM-Net (Islam et al. AAAI 2021): one network on the concatenated streams; `hamnet_detect` (outer-inner
+  contrast, Eqs. 14-16) with the run's gin-bound `hamnet_detect.*` settings."""
+
+  def __init__(self, task, settings: Optional[Dict] = None, feature_rate: float = 1.0):
+    from stpn_tf.postprocess import hamnet_inference  # pylint: disable=import-outside-toplevel
+    self.streams = tuple(task.streams)
+    if settings is None:
+      settings = _settings_from_gin(hamnet_inference.hamnet_detect, "hamnet_detect",
+                                    ("attention", "cas", "video_scores", "feature_rate"))
+    self.settings = _validated(tf_postprocess.hamnet_settings, "hamnet_detect", settings, feature_rate=feature_rate)
+
+  def detect_settings(self) -> Dict:
+    return dict(self.settings, postprocessor="stpn_tf.postprocess.hamnet_inference.hamnet_detect")
+
+  def serving_outputs(self, outputs_by_network):
+    """probabilities [C]: p^attn of the real classes (Eq. 6, `HAMNet.video_probabilities`); guided_cas [T, C]:
+    s^attn = s * a of the real classes (the signal of Eqs. 5 and 14-16, before any smoothing)."""
+    out = outputs_by_network["hamnet"]
+    return {"probabilities": tf.identity(out["probabilities"]),
+            "guided_cas": out["cas"][..., :-1] * out["attention"][..., None]}
+
+  def tf_detect(self, outputs_by_network, feature_rate: float):
+    out = outputs_by_network["hamnet"]
+    return tf_postprocess.hamnet_detect(out["attention"], out["cas"], out["probabilities"], feature_rate,
+                                        **self.settings)
+
+
+ADAPTERS = {"stpn": StpnServing, "bgm": BgmServing, "aumn": AumnServing, "hamnet": HamnetServing}
 
 
 def serving_parts(task, feature_rate: float):
@@ -322,7 +449,8 @@ def build_serving_module(task, models, manifest, metadata: Optional[Dict] = None
                          detect_settings: Optional[Dict] = None) -> ServingModule:
   """A ServingModule for trained `models` of `task`; class names and feature rate from the dataset manifest.
 
-  detect_settings: STPN only, overrides the gin-bound `stpn_detect.*` settings (the export uses the run's).
+  detect_settings: for the tasks in ADAPTERS, overrides the gin-bound `<task>_detect.*` settings (the export uses
+    the run's).
   """
   feature_rate = float(manifest.feature_rate)
   if detect_settings is not None:

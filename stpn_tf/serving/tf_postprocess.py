@@ -1,13 +1,27 @@
-"""STPN detection inside the TensorFlow graph, for the exported `detect` signature.
+"""Detection inside the TensorFlow graph, for the exported `detect` signature: ports of the NumPy post-processors.
 
-A line-by-line port of the NumPy post-processor `stpn_tf.postprocess.stpn_inference.stpn_detect` (class rejection,
-weighted T-CAMs of Eqs. 5-6, optional linear interpolation, (multi-)threshold connected components, Eq. 7 scoring,
-class-wise greedy NMS, indices to seconds) whose result it must reproduce: same detections, in the same order.
-Everything is computed in float64 on the float32 model outputs, with the same operations in the same order as the
-NumPy code, so threshold comparisons and tie orders agree:
+  stpn_detect    `stpn_inference.stpn_detect` (Nguyen et al. CVPR 2018, Sec. 3.4, Eqs. 5-7): class rejection,
+                 weighted T-CAMs, optional linear interpolation, (multi-)threshold connected components, Eq. 7
+                 scoring, class-wise greedy NMS, indices to seconds.
+  bgm_detect     `bgm_inference.bgm_detect` (Nguyen et al. ICCV 2019, Sec. 3.2, Eq. 12): proposals from the
+                 modality-averaged attention pooled over thresholds, every kept class, Eq. 12.
+  aumn_detect    `aumn_inference.aumn_detect` (Luo et al. CVPR 2021, Sec. 3.3, Eqs. 15-16): per-network proposals at
+                 the video's mean attention (data-dependent, computed in the graph), Eq. 16.
+  hamnet_detect  `hamnet_inference.hamnet_detect` (Islam et al. AAAI 2021, Eqs. 14-16): optional average pooling,
+                 attention proposals pooled over thresholds, outer-inner contrast.
 
-  * proposals are enumerated like `proposals.threshold_proposals`: by ascending threshold, then column (stream-major:
-    column j is stream j // K, kept class j % K), then start; a run already found at a lower threshold is dropped;
+Each must reproduce its NumPy reference: same detections, in the same order. Everything is computed in float64 on
+the float32 model outputs, with the same operations in the same order as the NumPy code, so threshold comparisons
+and tie orders agree:
+
+  * proposals are enumerated like `proposals.threshold_proposals`: by ascending threshold, then column (STPN,
+    stream-major: column j is stream j // K, kept class j % K), then start; a run already found at a lower threshold
+    is dropped. The class-agnostic proposals of the other models are paired with the kept classes in the NumPy
+    order: class-major for bgm and hamnet (np.tile), interval-major for aumn (np.repeat);
+  * AUMN's data-dependent threshold, the mean attention, is the float64 sum divided by T as in np.mean; the float64
+    sum of float32 values is exact (hence independent of the summation order) unless they span more than ~2^29 in
+    magnitude, so a > eta is decided as in NumPy;
+  * prefix sums (scores, HAM-Net's average pooling) are sequential float64 cumulative sums, as np.cumsum;
   * NMS is the greedy result of `nms.class_wise_nms` (IoU strictly above the threshold suppresses, computed as
     inter > threshold * union on the interval [s, e + 1]), obtained the same way: suppression edges from a sorted
     sweep over class-shifted intervals, then the fixed point of "kept = not suppressed by a kept higher-ranked
@@ -23,6 +37,9 @@ from typing import Dict, Optional, Sequence, Union
 import numpy as np
 import tensorflow as tf
 
+from stpn_tf.postprocess import aumn_inference
+from stpn_tf.postprocess import bgm_inference
+from stpn_tf.postprocess import hamnet_inference
 from stpn_tf.postprocess import stpn_inference
 
 RGB = 0   # stream ids, as in stpn_tf.postprocess.scoring
@@ -89,12 +106,13 @@ def interpolate(signal, factor: int):
   return (1.0 - weight) * tf.gather(signal, left) + weight * tf.gather(signal, right)
 
 
-def threshold_proposals(signal, thresholds: Sequence[float]):
+def threshold_proposals(signal, thresholds: Union[Sequence[float], tf.Tensor]):
   """`proposals.threshold_proposals` in TF: connected components of signal > threshold, pooled over thresholds.
 
   Args:
     signal: float [T, M].
-    thresholds: Python floats, sorted ascending and unique (see `stpn_settings`).
+    thresholds: Python floats, sorted ascending and unique (see `stpn_settings`), or a float tensor [K] with the
+      same property (a data-dependent threshold such as AUMN's eta_act, the video's mean attention).
 
   Returns:
     (columns, starts, ends), int64 [P]: ordered by threshold, column, start; runs already found at a lower
@@ -102,9 +120,13 @@ def threshold_proposals(signal, thresholds: Sequence[float]):
   """
   length = tf.shape(signal, out_type=tf.int64)[0]
   num_columns = tf.shape(signal, out_type=tf.int64)[1]
-  values = tf.constant(list(thresholds), signal.dtype)
+  if isinstance(thresholds, (tf.Tensor, tf.Variable)):
+    values = tf.reshape(tf.cast(thresholds, signal.dtype), [-1])
+  else:
+    values = tf.constant([float(t) for t in thresholds], signal.dtype)
+  num_thresholds = tf.shape(values, out_type=tf.int64)[0]
   mask = tf.transpose(signal)[None, :, :] > values[:, None, None]             # [K, M, T]
-  rows_mask = tf.reshape(mask, tf.stack([len(thresholds) * num_columns, length]))  # [K * M, T]
+  rows_mask = tf.reshape(mask, tf.stack([num_thresholds * num_columns, length]))  # [K * M, T]
   padded = tf.pad(rows_mask, [[0, 0], [1, 1]])                                # [R, T + 2], False padding
   changes = tf.not_equal(padded[:, 1:], padded[:, :-1])                       # [R, T + 1]
   where = tf.where(changes)                                                   # [2P, 2], row-major order
@@ -184,6 +206,19 @@ def class_wise_nms(starts, ends, scores, classes, iou_threshold: float):
   return tf.cond(n > 0, nonempty, lambda: tf.zeros([0], tf.int64))
 
 
+def select_classes(probabilities, class_threshold: float, fallback_to_top_class: bool, nonempty):
+  """Class rejection shared by every post-processor: the indices c (ascending) with probabilities[c] >=
+  class_threshold, as `np.flatnonzero`; when none passes and `fallback_to_top_class`, the first most probable class
+  (`np.argmax`). Nothing when `nonempty` (a scalar bool: T > 0 and C > 0) is False. probabilities: float64 [C]."""
+  passes = tf.logical_and(probabilities >= class_threshold, nonempty)
+  kept = tf.where(passes)[:, 0]                                                           # [K]
+  if fallback_to_top_class:
+    top = tf.where(tf.equal(probabilities, tf.reduce_max(probabilities)))[:1, 0]
+    use_top = tf.logical_and(tf.equal(tf.size(kept), 0), nonempty)
+    kept = tf.cond(use_top, lambda: top, lambda: kept)
+  return kept
+
+
 def _fuse_probabilities(present: Dict[int, StreamTensors], fusion: str):
   if fusion in ("rgb", "flow"):
     return tf.cast(present[RGB if fusion == "rgb" else FLOW].probabilities, tf.float64)
@@ -225,12 +260,8 @@ def stpn_detect(rgb: Optional[StreamTensors], flow: Optional[StreamTensors], fea
 
   # Step 1: class rejection (fallback: the first most probable class).
   probabilities = _fuse_probabilities(present, settings["probability_fusion"])          # [C]
-  passes = tf.logical_and(probabilities >= settings["class_threshold"], nonempty)
-  kept_classes = tf.where(passes)[:, 0]                                                   # [K]
-  if settings["fallback_to_top_class"]:
-    top = tf.where(tf.equal(probabilities, tf.reduce_max(probabilities)))[:1, 0]
-    use_top = tf.logical_and(tf.equal(tf.size(kept_classes), 0), nonempty)
-    kept_classes = tf.cond(use_top, lambda: top, lambda: kept_classes)
+  kept_classes = select_classes(probabilities, settings["class_threshold"], settings["fallback_to_top_class"],
+                                nonempty)                                                 # [K]
   num_kept = tf.size(kept_classes, out_type=tf.int64)
 
   # Steps 2-3: weighted T-CAMs (Eqs. 5-6) on the kept classes, interpolated.
@@ -278,3 +309,427 @@ def stpn_detect(rgb: Optional[StreamTensors], flow: Optional[StreamTensors], fea
 def weighted_tcam(attention, tcam):
   """psi = lambda * sigmoid(a) (Eqs. 5-6) for batched [B, T] x [B, T, C] or single [T] x [T, C] tensors."""
   return attention[..., None] * tf.sigmoid(tcam)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Blocks of the other post-processors: prefix-sum windows, smoothing, softmax, scoring rules.
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def prefix_sums(signal):
+  """`scoring.prefix_sums` in TF: float64 cumulative sums along axis 0 with a leading zero row.
+
+  signal [T] or [T, C] (static rank) -> float64 [T + 1] or [T + 1, C], out[t] = sum(signal[:t]).
+  """
+  signal = tf.cast(signal, tf.float64)
+  padding = [[1, 0]] + [[0, 0]] * (signal.shape.rank - 1)
+  return tf.pad(tf.cumsum(signal, axis=0), padding)
+
+
+def window_sums(prefix, starts, ends, columns=None):
+  """`scoring.window_sums` in TF: sums over inclusive windows [start, end] from a `prefix_sums` table; an empty
+  window (end < start) sums to exactly 0. starts, ends (and columns iff prefix is [T + 1, C]): int64 [P]."""
+  stops = tf.maximum(ends + 1, starts)                                      # exclusive window end
+  if columns is None:
+    return tf.gather(prefix, stops) - tf.gather(prefix, starts)
+  return (tf.gather_nd(prefix, tf.stack([stops, columns], axis=1)) -
+          tf.gather_nd(prefix, tf.stack([starts, columns], axis=1)))
+
+
+def window_means(prefix, starts, ends, columns=None):
+  """`scoring.window_means` in TF: means over inclusive windows [start, end]; an empty window has mean 0."""
+  sums = window_sums(prefix, starts, ends, columns)
+  counts = tf.maximum(ends - starts + 1, 0)
+  return tf.where(counts > 0, sums / tf.cast(tf.maximum(counts, 1), tf.float64), tf.zeros_like(sums))
+
+
+def softmax(logits):
+  """`scoring._softmax` in TF, in float64: exp(x - max) / sum(exp(x - max)) over the last axis."""
+  logits = tf.cast(logits, tf.float64)
+  shifted = logits - tf.reduce_max(logits, axis=-1, keepdims=True)
+  exp = tf.exp(shifted)
+  return exp / tf.reduce_sum(exp, axis=-1, keepdims=True)
+
+
+def average_pool(signal, window: int):
+  """`hamnet_inference.average_pool` in TF: centred moving average along axis 0 over an odd `window` (static),
+  averaging only the positions inside the video (HAM-Net, "additional average pooling to post-process the final
+  CAS" on ActivityNet). signal [T] or [T, C] -> float64, same shape; window 1 returns the signal as float64."""
+  signal = tf.cast(signal, tf.float64)
+  window = int(window)
+  if window == 1:
+    return signal
+  half = window // 2
+  length = tf.shape(signal, out_type=tf.int64)[0]
+  prefix = prefix_sums(signal)
+  position = tf.range(length)
+  lo = tf.maximum(position - half, 0)
+  hi = tf.minimum(position + half + 1, length)                              # exclusive
+  counts = tf.cast(hi - lo, tf.float64)
+  if signal.shape.rank == 2:
+    counts = counts[:, None]
+  return (tf.gather(prefix, hi) - tf.gather(prefix, lo)) / counts
+
+
+def mix_streams(rgb_part, flow_part, rgb_weight: float):
+  """`scoring._mix` in TF: rgb_weight * rgb + (1 - rgb_weight) * flow; a missing stream (None) gives the other one
+  full weight (single-stream ablations)."""
+  if rgb_part is None:
+    return flow_part
+  if flow_part is None:
+    return rgb_part
+  return rgb_weight * rgb_part + (1.0 - rgb_weight) * flow_part
+
+
+def bgm_signal(rgb: Optional[StreamTensors], flow: Optional[StreamTensors], theta: float, columns=None):
+  """The per-segment summand of Nguyen et al. ICCV 2019 Eq. 12 in float64:
+  theta * lambda^RGB_t w_c^T x^RGB_t + (1 - theta) * lambda^FLOW_t w_c^T x^FLOW_t, [T, C] (or the `columns` of it).
+  `tcam` of each stream is the raw foreground T-CAM w_c^T x_t of the real classes."""
+  def weighted(stream):
+    if stream is None:
+      return None
+    tcam = tf.cast(stream.tcam, tf.float64)
+    if columns is not None:
+      tcam = tf.gather(tcam, columns, axis=1)
+    return tf.cast(stream.attention, tf.float64)[:, None] * tcam
+  return mix_streams(weighted(rgb), weighted(flow), theta)
+
+
+def aumn_signal(rgb: Optional[StreamTensors], flow: Optional[StreamTensors], theta: float):
+  """The per-segment summand of AUMN Eq. 16 (Luo et al. CVPR 2021) in float64, [T, C]:
+  theta * a^R(t) Cbar^R(t, c) + (1 - theta) * a^F(t) Cbar^F(t, c), Cbar = softmax over the C classes of the CAS of
+  Eq. 15 (`tcam` of each stream)."""
+  def weighted(stream):
+    if stream is None:
+      return None
+    return tf.cast(stream.attention, tf.float64)[:, None] * softmax(stream.tcam)
+  return mix_streams(weighted(rgb), weighted(flow), theta)
+
+
+def outer_inner_contrast(starts, ends, classes, signal, video_scores=None, zeta: float = 0.2,
+                         outer_ratio: float = 0.25):
+  """`scoring.outer_inner_contrast` in TF: HAM-Net's proposal score (Islam et al. AAAI 2021, Eqs. 14-16).
+
+      psi = Avg(s^attn_c(t_s : t_e)) - Avg(s^attn_c(t_s - l_m : t_s) + s^attn_c(t_e : t_e + l_m)) + zeta p^attn_c
+
+  with the NumPy version's reading of the paper: l_m = ceil(outer_ratio * (e - s + 1)) whole segments on each side,
+  outer windows [s - l_m, s - 1] and [e + 1, e + l_m] clipped to the video and averaged together (0 when both are
+  empty), zeta term dropped when video_scores is None.
+
+  Args:
+    starts, ends, classes: int64 [P], inclusive proposals and their columns of `signal`.
+    signal: float [T, C], the attention-guided class logits s^attn.
+    video_scores: float [C] (p^attn) or None.
+    zeta, outer_ratio: Python floats.
+
+  Returns:
+    float64 [P].
+  """
+  signal = tf.cast(signal, tf.float64)
+  length = tf.shape(signal, out_type=tf.int64)[0]
+  prefix = prefix_sums(signal)                                              # [T + 1, C]
+  inner = window_means(prefix, starts, ends, classes)                       # Eq. 15
+  margin = tf.cast(tf.math.ceil(outer_ratio * tf.cast(ends - starts + 1, tf.float64)), tf.int64)   # Eq. 16, l_m
+  left_start = tf.maximum(starts - margin, 0)
+  right_end = tf.minimum(ends + margin, length - 1)
+  outer_sum = (window_sums(prefix, left_start, starts - 1, classes) +
+               window_sums(prefix, ends + 1, right_end, classes))
+  outer_count = (starts - left_start) + (right_end - ends)
+  outer = tf.where(outer_count > 0, outer_sum / tf.cast(tf.maximum(outer_count, 1), tf.float64),
+                   tf.zeros_like(outer_sum))
+  score = inner - outer                                                     # Eq. 14 without the zeta term
+  if video_scores is not None:
+    score = score + zeta * tf.gather(tf.cast(video_scores, tf.float64), classes)
+  return score
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Settings of the other post-processors: validated by the NumPy reference, returned as JSON-able values.
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _sorted_thresholds(value, name: str):
+  """One finite number or a non-empty sequence of them -> sorted unique Python floats (as np.unique)."""
+  try:
+    thresholds = np.unique(np.atleast_1d(np.asarray(value, dtype=np.float64)))
+  except (TypeError, ValueError) as e:
+    raise ValueError(f"{name} must be one finite number or a non-empty sequence of them, got {value!r}") from e
+  if thresholds.ndim != 1 or thresholds.size == 0 or not np.all(np.isfinite(thresholds)):
+    raise ValueError(f"{name} must be one finite number or a non-empty sequence of them, got {value!r}")
+  return [float(t) for t in thresholds]
+
+
+def _check_streams(streams: Sequence[str], name: str):
+  streams = tuple(streams)
+  if not streams or set(streams) - {"rgb", "flow"}:
+    raise ValueError(f"{name} detection needs streams from ('rgb', 'flow'), got {streams!r}")
+  return streams
+
+
+def _dummy_streams(streams, attention_value: float):
+  """Two-segment, one-class StreamOutputs of the given streams (for running the NumPy post-processors once)."""
+  from stpn_tf.postprocess import types as pp_types  # pylint: disable=import-outside-toplevel
+  dummy = pp_types.StreamOutput(np.full(2, attention_value), np.zeros((2, 1)), np.ones(1))
+  return dummy if "rgb" in streams else None, dummy if "flow" in streams else None
+
+
+def bgm_settings(feature_rate: float, class_threshold: float = 0.1, theta: float = 0.5,
+                 attention_thresholds: Union[float, Sequence[float]] = bgm_inference.PAPER_ATTENTION_THRESHOLDS,
+                 nms_threshold: float = 0.5, probability_fusion: str = "mean", fallback_to_top_class: bool = True,
+                 streams: Sequence[str] = ("rgb", "flow")) -> Dict:
+  """Validates `bgm_inference.bgm_detect` keyword arguments (running it once on a dummy video, so every setting it
+  refuses is refused with its message) and returns them as JSON-able values; thresholds sorted and unique.
+
+  Raises:
+    ValueError: on a setting the NumPy post-processor rejects or a type the graph version cannot take.
+  """
+  streams = _check_streams(streams, "BGM")
+  settings = dict(class_threshold=float(class_threshold), theta=float(theta),
+                  attention_thresholds=_sorted_thresholds(attention_thresholds, "attention_thresholds"),
+                  nms_threshold=float(nms_threshold), probability_fusion=str(probability_fusion),
+                  fallback_to_top_class=bool(fallback_to_top_class))
+  rgb, flow = _dummy_streams(streams, settings["attention_thresholds"][-1] + 1.0)
+  bgm_inference.bgm_detect(rgb, flow, float(feature_rate), **settings)
+  return settings
+
+
+def aumn_settings(feature_rate: float, class_threshold: float = 0.1, attention_threshold: Optional[float] = None,
+                  theta: float = 0.3, nms_threshold: float = 0.3, probability_fusion: str = "mean",
+                  fallback_to_top_class: bool = False, streams: Sequence[str] = ("rgb", "flow")) -> Dict:
+  """Validates `aumn_inference.aumn_detect` keyword arguments (as `bgm_settings`). attention_threshold stays None
+  for the paper's data-dependent eta_act (each network's mean attention over the video), computed in the graph.
+
+  Raises:
+    ValueError: on a setting the NumPy post-processor rejects or a type the graph version cannot take.
+  """
+  streams = _check_streams(streams, "AUMN")
+  if attention_threshold is not None:
+    attention_threshold = float(attention_threshold)
+    if not np.isfinite(attention_threshold):
+      raise ValueError(f"attention_threshold must be None (the mean attention) or finite, got {attention_threshold}")
+  settings = dict(class_threshold=float(class_threshold), attention_threshold=attention_threshold,
+                  theta=float(theta), nms_threshold=float(nms_threshold), probability_fusion=str(probability_fusion),
+                  fallback_to_top_class=bool(fallback_to_top_class))
+  rgb, flow = _dummy_streams(streams, 1.0)
+  aumn_inference.aumn_detect(rgb, flow, float(feature_rate), **settings)
+  return settings
+
+
+def hamnet_settings(feature_rate: float, class_threshold: float = 0.1,
+                    attention_thresholds: Union[float, Sequence[float]] =
+                    hamnet_inference.DEFAULT_ATTENTION_THRESHOLDS,
+                    zeta: float = 0.2, outer_ratio: float = 0.25, nms_threshold: float = 0.5, smooth_window: int = 1,
+                    fallback_to_top_class: bool = False) -> Dict:
+  """Validates `hamnet_inference.hamnet_detect` keyword arguments (as `bgm_settings`; smoothing window and outer
+  ratio are checked here too, since the NumPy code checks them only on videos that reach them).
+
+  Raises:
+    ValueError: on a setting the NumPy post-processor rejects or a type the graph version cannot take.
+  """
+  if isinstance(smooth_window, (bool, np.bool_)) or int(smooth_window) != smooth_window or smooth_window < 1 \
+      or smooth_window % 2 == 0:
+    raise ValueError(f"smoothing window must be an odd integer >= 1, got {smooth_window!r}")
+  if not np.isfinite(outer_ratio) or outer_ratio < 0:
+    raise ValueError(f"outer_ratio must be a finite number >= 0, got {outer_ratio!r}")
+  if not np.isfinite(zeta):
+    raise ValueError(f"zeta must be finite, got {zeta!r}")
+  settings = dict(class_threshold=float(class_threshold),
+                  attention_thresholds=_sorted_thresholds(attention_thresholds, "attention_thresholds"),
+                  zeta=float(zeta), outer_ratio=float(outer_ratio), nms_threshold=float(nms_threshold),
+                  smooth_window=int(smooth_window), fallback_to_top_class=bool(fallback_to_top_class))
+  attention = np.full(3, settings["attention_thresholds"][-1] + 1.0)
+  hamnet_inference.hamnet_detect(attention, np.zeros((3, 2)), np.ones(1), float(feature_rate), **settings)
+  return settings
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The detectors.
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _seconds(starts, ends, keep, feature_rate: float):
+  """Step "indices to seconds" of every post-processor (`stpn_inference.segments_to_seconds`, factor 1)."""
+  step = 1.0 / float(feature_rate)
+  return tf.cast(tf.gather(starts, keep), tf.float64) * step, (tf.cast(tf.gather(ends, keep), tf.float64) + 1.0) * step
+
+
+def _present(rgb, flow):
+  return {sid: s for sid, s in ((RGB, rgb), (FLOW, flow)) if s is not None}
+
+
+def bgm_detect(rgb: Optional[StreamTensors], flow: Optional[StreamTensors], feature_rate: float,
+               class_threshold: float = 0.1, theta: float = 0.5,
+               attention_thresholds: Union[float, Sequence[float]] = bgm_inference.PAPER_ATTENTION_THRESHOLDS,
+               nms_threshold: float = 0.5, probability_fusion: str = "mean",
+               fallback_to_top_class: bool = True) -> Dict[str, tf.Tensor]:
+  """Background-modeling detections of one video in the graph (Nguyen et al. ICCV 2019, Sec. 3.2, Eq. 12; settings
+  of Sec. 4.2); same arguments and result as `bgm_inference.bgm_detect`.
+
+  Steps: fused p_fg >= class_threshold (fallback: the top class); class-agnostic proposals from the
+  modality-averaged attention, pooled over `attention_thresholds`; every proposal for every kept class
+  (class-major), scored with Eq. 12 (`bgm_signal`, window mean); class-wise NMS; seconds.
+
+  Args:
+    rgb, flow: StreamTensors (attention [T], raw foreground T-CAM of the C real classes [T, C], p_fg of the real
+      classes [C]) or None.
+    feature_rate, ...: Python values, as for the NumPy version.
+
+  Returns:
+    {"start_s", "end_s", "class_index", "score"} [N] by descending score (ties: the NumPy proposal order).
+  """
+  streams = [name for name, s in (("rgb", rgb), ("flow", flow)) if s is not None]
+  settings = bgm_settings(feature_rate, class_threshold, theta, attention_thresholds, nms_threshold,
+                          probability_fusion, fallback_to_top_class, streams=streams)
+  present = _present(rgb, flow)
+  first = next(iter(present.values()))
+  length = tf.shape(first.tcam, out_type=tf.int64)[0]
+  nonempty = tf.logical_and(length > 0, tf.shape(first.tcam, out_type=tf.int64)[1] > 0)
+
+  # Step 1: class selection.
+  probabilities = _fuse_probabilities(present, settings["probability_fusion"])
+  kept = select_classes(probabilities, settings["class_threshold"], settings["fallback_to_top_class"], nonempty)
+  num_kept = tf.size(kept, out_type=tf.int64)
+
+  # Step 2: proposals of the modality-averaged attention (np.mean over the streams: sum, then divide).
+  attentions = [tf.cast(s.attention, tf.float64) for s in present.values()]
+  attention = attentions[0] if len(attentions) == 1 else (attentions[0] + attentions[1]) / 2.0
+  _, proposal_starts, proposal_ends = threshold_proposals(attention[:, None], settings["attention_thresholds"])
+  num_proposals = tf.size(proposal_starts, out_type=tf.int64)
+  local_class = tf.repeat(tf.range(num_kept), num_proposals)               # [P * K], class-major
+  starts = tf.tile(proposal_starts, tf.reshape(num_kept, [1]))
+  ends = tf.tile(proposal_ends, tf.reshape(num_kept, [1]))
+
+  # Step 3: Eq. 12 on the kept classes.
+  signal = bgm_signal(rgb, flow, settings["theta"], columns=kept)          # [T, K]
+  scores = window_means(prefix_sums(signal), starts, ends, local_class)
+
+  # Steps 4-5: class-wise NMS on [s, e + 1], seconds.
+  keep = class_wise_nms(tf.cast(starts, tf.float64), tf.cast(ends + 1, tf.float64), scores, local_class,
+                        settings["nms_threshold"])
+  start_s, end_s = _seconds(starts, ends, keep, feature_rate)
+  return {"start_s": start_s, "end_s": end_s, "class_index": tf.gather(kept, tf.gather(local_class, keep)),
+          "score": tf.gather(scores, keep)}
+
+
+def mean_attention(attention):
+  """AUMN's eta_act (section 4.1: the video's mean foreground attention) as float64 `np.mean` computes it: the sum
+  divided by T. (The float64 sum of float32 attention values is exact unless they span more than ~2^29 in
+  magnitude, so the summation order, and hence the threshold, agrees with NumPy's.)"""
+  attention = tf.cast(attention, tf.float64)
+  return tf.reduce_sum(attention) / tf.cast(tf.size(attention), tf.float64)
+
+
+def aumn_detect(rgb: Optional[StreamTensors], flow: Optional[StreamTensors], feature_rate: float,
+                class_threshold: float = 0.1, attention_threshold: Optional[float] = None, theta: float = 0.3,
+                nms_threshold: float = 0.3, probability_fusion: str = "mean",
+                fallback_to_top_class: bool = False) -> Dict[str, tf.Tensor]:
+  """AUMN detections of one video in the graph (Luo et al. CVPR 2021, section 3.3, Eqs. 15-16; settings of section
+  4.1); same arguments and result as `aumn_inference.aumn_detect`.
+
+  Steps: fused y_hat >= class_threshold; per network, the connected components of a(t) > eta_act (the network's
+  mean attention when attention_threshold is None, computed in the graph), networks in (rgb, flow) order; every
+  interval with every kept class (interval-major); Eq. 16 (`aumn_signal`, window mean); class-wise NMS; seconds.
+
+  Args:
+    rgb, flow: StreamTensors (attention a [T], raw CAS [T, C] of Eq. 15, y_hat [C]) or None.
+    feature_rate, ...: Python values, as for the NumPy version.
+
+  Returns:
+    {"start_s", "end_s", "class_index", "score"} [N] by descending score (ties: the NumPy proposal order).
+  """
+  streams = [name for name, s in (("rgb", rgb), ("flow", flow)) if s is not None]
+  settings = aumn_settings(feature_rate, class_threshold, attention_threshold, theta, nms_threshold,
+                           probability_fusion, fallback_to_top_class, streams=streams)
+  present = _present(rgb, flow)
+  first = next(iter(present.values()))
+  length = tf.shape(first.tcam, out_type=tf.int64)[0]
+  nonempty = tf.logical_and(length > 0, tf.shape(first.tcam, out_type=tf.int64)[1] > 0)
+
+  # Step 1: class rejection on y_hat.
+  probabilities = _fuse_probabilities(present, settings["probability_fusion"])
+  kept = select_classes(probabilities, settings["class_threshold"], settings["fallback_to_top_class"], nonempty)
+  num_kept = tf.size(kept, out_type=tf.int64)
+
+  # Step 2: class-agnostic intervals per network, collected.
+  interval_starts, interval_ends = [], []
+  for stream in present.values():
+    attention = tf.cast(stream.attention, tf.float64)
+    if settings["attention_threshold"] is None:
+      eta = tf.reshape(mean_attention(attention), [1])
+    else:
+      eta = [settings["attention_threshold"]]
+    _, s, e = threshold_proposals(attention[:, None], eta)
+    interval_starts.append(s)
+    interval_ends.append(e)
+  interval_starts = tf.concat(interval_starts, axis=0)                      # [I]
+  interval_ends = tf.concat(interval_ends, axis=0)
+  num_intervals = tf.size(interval_starts, out_type=tf.int64)
+  starts = tf.repeat(interval_starts, num_kept)                             # [I * K], interval-major
+  ends = tf.repeat(interval_ends, num_kept)
+  classes = tf.tile(kept, tf.reshape(num_intervals, [1]))
+
+  # Step 3: Eq. 16, softmax over all C classes.
+  scores = window_means(prefix_sums(aumn_signal(rgb, flow, settings["theta"])), starts, ends, classes)
+
+  # Step 4: class-wise NMS on [s, e + 1], seconds.
+  keep = class_wise_nms(tf.cast(starts, tf.float64), tf.cast(ends + 1, tf.float64), scores, classes,
+                        settings["nms_threshold"])
+  start_s, end_s = _seconds(starts, ends, keep, feature_rate)
+  return {"start_s": start_s, "end_s": end_s, "class_index": tf.gather(classes, keep),
+          "score": tf.gather(scores, keep)}
+
+
+def hamnet_detect(attention, cas, video_scores, feature_rate: float, class_threshold: float = 0.1,
+                  attention_thresholds: Union[float, Sequence[float]] =
+                  hamnet_inference.DEFAULT_ATTENTION_THRESHOLDS,
+                  zeta: float = 0.2, outer_ratio: float = 0.25, nms_threshold: float = 0.5, smooth_window: int = 1,
+                  fallback_to_top_class: bool = False) -> Dict[str, tf.Tensor]:
+  """HAM-Net detections of one video in the graph (Islam et al. AAAI 2021, "Temporal Action Localization", Eqs.
+  14-16); same arguments and result as `hamnet_inference.hamnet_detect`.
+
+  Steps: p^attn >= class_threshold; s^attn = s * a on the kept classes, a and s^attn average-pooled over
+  `smooth_window` (ActivityNet); class-agnostic proposals a > theta pooled over `attention_thresholds`; every
+  proposal for every kept class (class-major), scored with the outer-inner contrast (`outer_inner_contrast`);
+  class-wise NMS; seconds.
+
+  Args:
+    attention: a [T]; cas: s [T, C + 1] (last column background) or [T, C]; video_scores: p^attn [C].
+    feature_rate, ...: Python values, as for the NumPy version.
+
+  Returns:
+    {"start_s", "end_s", "class_index", "score"} [N] by descending score (ties: the NumPy proposal order).
+  """
+  settings = hamnet_settings(feature_rate, class_threshold, attention_thresholds, zeta, outer_ratio, nms_threshold,
+                             smooth_window, fallback_to_top_class)
+  attention = tf.cast(attention, tf.float64)
+  cas = tf.cast(cas, tf.float64)
+  video_scores = tf.cast(video_scores, tf.float64)
+  length = tf.shape(attention, out_type=tf.int64)[0]
+  nonempty = tf.logical_and(length > 0, tf.size(video_scores) > 0)
+
+  # Step 1: class rejection on p^attn.
+  kept = select_classes(video_scores, settings["class_threshold"], settings["fallback_to_top_class"], nonempty)
+  num_kept = tf.size(kept, out_type=tf.int64)
+
+  # s^attn of the kept classes, optionally smoothed together with the attention.
+  guided = tf.gather(cas, kept, axis=1) * attention[:, None]               # [T, K]
+  attention = average_pool(attention, settings["smooth_window"])
+  guided = average_pool(guided, settings["smooth_window"])
+
+  # Step 2: class-agnostic proposals, pooled over thresholds.
+  _, proposal_starts, proposal_ends = threshold_proposals(attention[:, None], settings["attention_thresholds"])
+  num_proposals = tf.size(proposal_starts, out_type=tf.int64)
+  starts = tf.tile(proposal_starts, tf.reshape(num_kept, [1]))             # [K * P], class-major
+  ends = tf.tile(proposal_ends, tf.reshape(num_kept, [1]))
+  local_class = tf.repeat(tf.range(num_kept), num_proposals)
+
+  # Step 3: outer-inner contrast, Eqs. 14-16.
+  scores = outer_inner_contrast(starts, ends, local_class, guided, tf.gather(video_scores, kept),
+                                zeta=settings["zeta"], outer_ratio=settings["outer_ratio"])
+
+  # Step 4: class-wise NMS on [s, e + 1], seconds.
+  keep = class_wise_nms(tf.cast(starts, tf.float64), tf.cast(ends + 1, tf.float64), scores, local_class,
+                        settings["nms_threshold"])
+  start_s, end_s = _seconds(starts, ends, keep, feature_rate)
+  return {"start_s": start_s, "end_s": end_s, "class_index": tf.gather(kept, tf.gather(local_class, keep)),
+          "score": tf.gather(scores, keep)}

@@ -3,8 +3,6 @@ metadata, bad input, tasks without in-graph detection, and the latency helper. O
 
 import json
 import os
-import subprocess
-import sys
 import types
 
 import gin
@@ -18,6 +16,8 @@ from stpn_tf.data import schema
 from stpn_tf.postprocess import stpn_inference
 from stpn_tf.postprocess import types as pp_types
 from stpn_tf.serving import module
+from tests.serving import assert_detections_equal
+from tests.serving import serve_in_plain_process
 from tests.serving import train_tiny_run
 
 
@@ -49,14 +49,6 @@ def _keras_outputs(run, video):
   return out
 
 
-def _assert_detections_equal(expected, got, context=""):
-  assert len(got["score"]) == len(expected), (context, len(got["score"]), len(expected))
-  np.testing.assert_array_equal(got["class_index"], expected.class_index, err_msg=context)
-  np.testing.assert_allclose(got["start_s"], expected.start_s, rtol=1e-6, atol=1e-5, err_msg=context)
-  np.testing.assert_allclose(got["end_s"], expected.end_s, rtol=1e-6, atol=1e-5, err_msg=context)
-  np.testing.assert_allclose(got["score"], expected.score, rtol=0, atol=1e-5, err_msg=context)
-
-
 def test_detect_equals_numpy_postprocessor_on_every_test_video(run):
   _parse_run_gin(run.model_dir)        # the NumPy side reads the run's stpn_detect.* bindings, as in evaluation
   features = {v.video_id: v for v in run.videos}
@@ -66,7 +58,7 @@ def test_detect_equals_numpy_postprocessor_on_every_test_video(run):
     expected = run.task.detect(outputs, run.manifest.feature_rate)
     video = features[info["video_id"]]
     got = {k: v.numpy() for k, v in detect(rgb=video.rgb, flow=video.flow).items()}
-    _assert_detections_equal(expected, got, info["video_id"])
+    assert_detections_equal(expected, got, info["video_id"])
     names = [run.manifest.class_names[c] for c in expected.class_index]
     assert [n.decode() for n in got["class_name"]] == names
     total += len(expected)
@@ -83,50 +75,14 @@ def test_detect_with_multiple_thresholds_and_interpolation_equals_numpy(run):
     streams = {s: pp_types.StreamOutput(o["attention"], o["tcam"], o["probabilities"]) for s, o in outputs.items()}
     expected = stpn_inference.stpn_detect(streams["rgb"], streams["flow"], run.manifest.feature_rate, **settings)
     got = {k: v.numpy() for k, v in serving.detect(video.rgb, video.flow).items()}
-    _assert_detections_equal(expected, got, video.video_id)
+    assert_detections_equal(expected, got, video.video_id)
     total += len(expected)
   assert total > 0
 
 
-SCRIPT = """
-import sys
-import numpy as np
-import tensorflow as tf
-
-export_dir, inputs_path, outputs_path = sys.argv[1:4]
-loaded = tf.saved_model.load(export_dir)
-x = np.load(inputs_path)
-result = {}
-for name, kwargs in [("outputs", dict(rgb=x["rgb"], flow=x["flow"])),
-                     ("outputs_batched", dict(rgb=x["batch_rgb"], flow=x["batch_flow"], mask=x["batch_mask"])),
-                     ("detect", dict(rgb=x["rgb"], flow=x["flow"])), ("metadata", {})]:
-  for key, value in loaded.signatures[name](**{k: tf.constant(v) for k, v in kwargs.items()}).items():
-    value = np.asarray(value.numpy())
-    if value.dtype.kind in "OS":
-      value = np.array([s.decode() for s in value.reshape(-1).tolist()]).reshape(value.shape)
-    result[name + "/" + key] = value
-result["imported_stpn_tf"] = np.array(any(m.split(".")[0] == "stpn_tf" for m in sys.modules))
-np.savez(outputs_path, **result)
-"""
-
-
 def test_plain_tensorflow_process_gets_training_time_outputs(run, tmp_path):
   video, other = run.videos[0], run.videos[1]
-  length = max(video.num_segments, other.num_segments)
-  batch = {s: np.zeros((2, length, 16), np.float32) for s in ("rgb", "flow")}
-  mask = np.zeros((2, length), np.float32)
-  for i, v in enumerate((video, other)):
-    for s in ("rgb", "flow"):
-      batch[s][i, :v.num_segments] = getattr(v, s)
-    mask[i, :v.num_segments] = 1.0
-  np.savez(tmp_path / "in.npz", rgb=video.rgb, flow=video.flow, batch_rgb=batch["rgb"], batch_flow=batch["flow"],
-           batch_mask=mask)
-  (tmp_path / "serve.py").write_text(SCRIPT)
-  proc = subprocess.run([sys.executable, str(tmp_path / "serve.py"), run.export_dir, str(tmp_path / "in.npz"),
-                         str(tmp_path / "out.npz")], cwd=str(tmp_path), capture_output=True, text=True, timeout=300,
-                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  out = dict(np.load(tmp_path / "out.npz"))
+  out = serve_in_plain_process(run.export_dir, video, other, tmp_path)
   assert not out["imported_stpn_tf"]
 
   alpha = 0.5

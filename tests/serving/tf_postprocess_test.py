@@ -1,11 +1,16 @@
-"""The in-graph STPN detection equals the NumPy post-processor (stpn_tf.postprocess.stpn_inference.stpn_detect)."""
+"""The in-graph detections equal the NumPy post-processors (stpn_tf.postprocess: stpn_inference, bgm_inference,
+aumn_inference, hamnet_inference) and the TF blocks equal their NumPy counterparts."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from stpn_tf.postprocess import aumn_inference
+from stpn_tf.postprocess import bgm_inference
+from stpn_tf.postprocess import hamnet_inference
 from stpn_tf.postprocess import nms
 from stpn_tf.postprocess import proposals
+from stpn_tf.postprocess import scoring
 from stpn_tf.postprocess import stpn_inference
 from stpn_tf.postprocess import types as pp_types
 from stpn_tf.serving import tf_postprocess
@@ -19,8 +24,8 @@ def _stream(rng, length, num_classes, scale=3.0):
                                rng.random(num_classes).astype(np.float32))
 
 
-def _graph_detect(streams, **settings):
-  """The TF detector traced as in the export: unknown T and C, one call per video."""
+def _graph_detect(streams, detector=tf_postprocess.stpn_detect, **settings):
+  """A two-stream TF detector (STPN's by default) traced as in the export: unknown T and C, one call per video."""
   names = [n for n in ("rgb", "flow") if streams.get(n) is not None]
   specs = [tf.TensorSpec([None], tf.float32), tf.TensorSpec([None, None], tf.float32),
            tf.TensorSpec([None], tf.float32)]
@@ -28,7 +33,7 @@ def _graph_detect(streams, **settings):
   @tf.function(input_signature=specs * len(names), autograph=False)
   def fn(*args):
     given = {n: tf_postprocess.StreamTensors(*args[3 * i:3 * i + 3]) for i, n in enumerate(names)}
-    return tf_postprocess.stpn_detect(given.get("rgb"), given.get("flow"), RATE, **settings)
+    return detector(given.get("rgb"), given.get("flow"), RATE, **settings)
 
   def run(rgb=None, flow=None):
     given = {"rgb": rgb, "flow": flow}
@@ -157,3 +162,187 @@ def test_invalid_settings_are_refused(settings, match):
 def test_fusion_naming_a_missing_stream_is_refused():
   with pytest.raises(ValueError, match="flow stream is not given"):
     tf_postprocess.stpn_settings(RATE, probability_fusion="flow", streams=("rgb",))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Background modeling, AUMN, HAM-Net.
+# ---------------------------------------------------------------------------------------------------------------------
+
+# (T, C) of the random videos: single segment, single class, typical, long with many classes.
+SHAPES = [(1, 3), (7, 1), (40, 5), (150, 20), (3, 4)]
+
+
+def _assert_same_to(expected, got, atol=1e-9):
+  assert len(got["score"]) == len(expected), (len(got["score"]), len(expected))
+  np.testing.assert_array_equal(got["class_index"], expected.class_index)
+  np.testing.assert_allclose(got["start_s"], expected.start_s, rtol=0, atol=atol)
+  np.testing.assert_allclose(got["end_s"], expected.end_s, rtol=0, atol=atol)
+  np.testing.assert_allclose(got["score"], expected.score, rtol=0, atol=atol)
+
+
+BGM_SETTINGS = [
+    {},
+    {"attention_thresholds": (0.3, 0.1, 0.3), "nms_threshold": 0.3, "theta": 0.2, "probability_fusion": "max"},
+    {"class_threshold": 2.0, "fallback_to_top_class": True, "nms_threshold": 1.0},
+    {"class_threshold": 2.0, "fallback_to_top_class": False},
+    {"probability_fusion": "rgb", "class_threshold": 0.5, "nms_threshold": 0.0, "attention_thresholds": 0.45},
+]
+
+
+@pytest.mark.parametrize("settings", BGM_SETTINGS, ids=[str(i) for i in range(len(BGM_SETTINGS))])
+def test_bgm_random_videos_match_numpy(settings):
+  run = _graph_detect({"rgb": True, "flow": True}, tf_postprocess.bgm_detect, **settings)
+  rng = np.random.default_rng(4)
+  total = 0
+  for length, num_classes in SHAPES:
+    rgb, flow = _stream(rng, length, num_classes), _stream(rng, length, num_classes)
+    expected = bgm_inference.bgm_detect(rgb, flow, RATE, **settings)
+    _assert_same_to(expected, run(rgb, flow))
+    total += len(expected)
+  assert total > 0 or settings.get("fallback_to_top_class") is False
+
+
+@pytest.mark.parametrize("stream", ["rgb", "flow"])
+def test_bgm_and_aumn_single_stream_match_numpy(stream):
+  rng = np.random.default_rng(5)
+  for numpy_detect, tf_detect in ((bgm_inference.bgm_detect, tf_postprocess.bgm_detect),
+                                  (aumn_inference.aumn_detect, tf_postprocess.aumn_detect)):
+    run = _graph_detect({stream: True}, tf_detect, nms_threshold=0.4)
+    for length in (1, 30, 90):
+      video = _stream(rng, length, 6)
+      expected = numpy_detect(video if stream == "rgb" else None, video if stream == "flow" else None, RATE,
+                              nms_threshold=0.4)
+      _assert_same_to(expected, run(**{stream: video}))
+      assert len(expected) > 0 or length == 1
+
+
+AUMN_SETTINGS = [
+    {},
+    {"attention_threshold": 0.5, "theta": 0.7, "nms_threshold": 0.5},
+    {"probability_fusion": "flow", "class_threshold": 0.5, "nms_threshold": 0.0},
+    {"class_threshold": 2.0, "fallback_to_top_class": True, "nms_threshold": 1.0},
+]
+
+
+@pytest.mark.parametrize("settings", AUMN_SETTINGS, ids=[str(i) for i in range(len(AUMN_SETTINGS))])
+def test_aumn_random_videos_match_numpy(settings):
+  run = _graph_detect({"rgb": True, "flow": True}, tf_postprocess.aumn_detect, **settings)
+  rng = np.random.default_rng(6)
+  total = 0
+  for length, num_classes in SHAPES:
+    rgb, flow = _stream(rng, length, num_classes), _stream(rng, length, num_classes)
+    expected = aumn_inference.aumn_detect(rgb, flow, RATE, **settings)
+    _assert_same_to(expected, run(rgb, flow))
+    total += len(expected)
+  assert total > 0
+
+
+def test_aumn_mean_attention_threshold_is_exact():
+  # Attention values equal to their mean (a constant video, and a video whose mean is one of its values): a > eta
+  # must be decided exactly as NumPy decides it.
+  run = _graph_detect({"rgb": True, "flow": True}, tf_postprocess.aumn_detect)
+  rng = np.random.default_rng(7)
+  for attention in (np.full(9, 0.3), np.array([0.1, 0.3, 0.5, 0.3, 0.2, 0.4]), np.float32(rng.random(470))):
+    attention = np.asarray(attention, np.float32)
+    length = attention.shape[0]
+    rgb = pp_types.StreamOutput(attention, rng.standard_normal((length, 3)).astype(np.float32), np.full(3, 0.5))
+    flow = pp_types.StreamOutput(attention[::-1], rng.standard_normal((length, 3)).astype(np.float32),
+                                 np.full(3, 0.5))
+    expected = aumn_inference.aumn_detect(rgb, flow, RATE)
+    _assert_same_to(expected, run(rgb, flow))
+  assert float(tf_postprocess.mean_attention(tf.constant(attention))) == float(np.float64(attention).mean())
+
+
+def _hamnet_video(rng, length, num_classes, scale=3.0):
+  return (rng.random(length).astype(np.float32),
+          (scale * rng.standard_normal((length, num_classes + 1))).astype(np.float32),
+          rng.random(num_classes).astype(np.float32))
+
+
+def _graph_hamnet(**settings):
+  specs = [tf.TensorSpec([None], tf.float32), tf.TensorSpec([None, None], tf.float32),
+           tf.TensorSpec([None], tf.float32)]
+
+  @tf.function(input_signature=specs, autograph=False)
+  def fn(attention, cas, video_scores):
+    return tf_postprocess.hamnet_detect(attention, cas, video_scores, RATE, **settings)
+
+  return lambda *args: {k: v.numpy() for k, v in fn(*args).items()}
+
+
+HAMNET_SETTINGS = [
+    {},
+    {"smooth_window": 3, "zeta": 0.5, "outer_ratio": 0.5},
+    {"smooth_window": 5, "attention_thresholds": (0.5, 0.2), "nms_threshold": 0.3},
+    {"outer_ratio": 0.0, "zeta": 0.0, "nms_threshold": 0.0, "attention_thresholds": 0.4},
+    {"class_threshold": 2.0, "fallback_to_top_class": True, "nms_threshold": 1.0},
+]
+
+
+@pytest.mark.parametrize("settings", HAMNET_SETTINGS, ids=[str(i) for i in range(len(HAMNET_SETTINGS))])
+def test_hamnet_random_videos_match_numpy(settings):
+  run = _graph_hamnet(**settings)
+  rng = np.random.default_rng(8)
+  total = 0
+  for length, num_classes in SHAPES:
+    video = _hamnet_video(rng, length, num_classes)
+    expected = hamnet_inference.hamnet_detect(*video, RATE, **settings)
+    _assert_same_to(expected, run(*video))
+    total += len(expected)
+  assert total > 0
+
+
+def test_other_detectors_give_zero_detections_for_empty_inputs():
+  empty = pp_types.StreamOutput(np.zeros(0), np.zeros((0, 4)), np.full(4, 0.9))
+  no_classes = pp_types.StreamOutput(np.ones(5), np.zeros((5, 0)), np.zeros(0))
+  for detector in (tf_postprocess.bgm_detect, tf_postprocess.aumn_detect):
+    run = _graph_detect({"rgb": True, "flow": True}, detector, fallback_to_top_class=True)
+    assert all(v.shape == (0,) for v in run(empty, empty).values())
+    assert len(run(no_classes, no_classes)["score"]) == 0
+  run = _graph_hamnet(fallback_to_top_class=True, smooth_window=3)
+  assert len(run(np.zeros(0, np.float32), np.zeros((0, 5), np.float32), np.full(4, 0.9, np.float32))["score"]) == 0
+  assert len(run(np.ones(5, np.float32), np.zeros((5, 1), np.float32), np.zeros(0, np.float32))["score"]) == 0
+
+
+def test_scoring_blocks_match_numpy():
+  rng = np.random.default_rng(9)
+  signal = rng.standard_normal((30, 4))
+  starts = rng.integers(0, 30, 200)
+  ends = np.minimum(starts + rng.integers(0, 10, 200), 29)
+  classes = rng.integers(0, 4, 200)
+  video_scores = rng.random(4)
+  args = [tf.constant(a, tf.int64) for a in (starts, ends, classes)]
+  for zeta, ratio in ((0.2, 0.25), (0.0, 0.0), (1.0, 1.3)):
+    np.testing.assert_allclose(
+        tf_postprocess.outer_inner_contrast(*args, tf.constant(signal), tf.constant(video_scores), zeta, ratio),
+        scoring.outer_inner_contrast(starts, ends, classes, signal, video_scores, zeta, ratio), rtol=0, atol=1e-12)
+  np.testing.assert_allclose(tf_postprocess.outer_inner_contrast(*args, tf.constant(signal)),
+                             scoring.outer_inner_contrast(starts, ends, classes, signal), rtol=0, atol=1e-12)
+  for window in (1, 3, 7, 61):
+    for x in (signal, signal[:, 0], signal[:1]):
+      np.testing.assert_allclose(tf_postprocess.average_pool(tf.constant(x), window),
+                                 hamnet_inference.average_pool(x, window), rtol=0, atol=1e-12)
+  np.testing.assert_allclose(tf_postprocess.softmax(tf.constant(signal)), scoring._softmax(signal),  # pylint: disable=protected-access
+                             rtol=0, atol=1e-15)
+  got = tf_postprocess.threshold_proposals(tf.constant(signal), tf.constant([0.1, 0.6]))
+  for e, g in zip(proposals.threshold_proposals(signal, (0.1, 0.6)), got):
+    np.testing.assert_array_equal(g.numpy(), e)
+
+
+@pytest.mark.parametrize("settings_fn, settings, match", [
+    (tf_postprocess.bgm_settings, {"theta": 1.5}, "theta"),
+    (tf_postprocess.bgm_settings, {"attention_thresholds": ()}, "attention_thresholds"),
+    (tf_postprocess.bgm_settings, {"probability_fusion": "median"}, "probability_fusion"),
+    (tf_postprocess.bgm_settings, {"nms_threshold": 2.0}, "nms_threshold"),
+    (tf_postprocess.aumn_settings, {"theta": -0.1}, "theta"),
+    (tf_postprocess.aumn_settings, {"attention_threshold": float("nan")}, "attention_threshold"),
+    (tf_postprocess.aumn_settings, {"probability_fusion": "flow", "streams": ("rgb",)}, "flow stream"),
+    (tf_postprocess.hamnet_settings, {"smooth_window": 2}, "smoothing window"),
+    (tf_postprocess.hamnet_settings, {"smooth_window": True}, "smoothing window"),
+    (tf_postprocess.hamnet_settings, {"outer_ratio": -1.0}, "outer_ratio"),
+    (tf_postprocess.hamnet_settings, {"nms_threshold": -0.5}, "nms_threshold"),
+    (tf_postprocess.hamnet_settings, {"attention_thresholds": [0.1, float("inf")]}, "attention_thresholds"),
+])
+def test_other_invalid_settings_are_refused(settings_fn, settings, match):
+  with pytest.raises(ValueError, match=match):
+    settings_fn(RATE, **settings)
