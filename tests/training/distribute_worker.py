@@ -25,7 +25,7 @@ def _batches(num_steps, global_batch):
           "labels": np.eye(3, dtype=np.float32)[rng.integers(0, 3, n)]}
 
 
-def _train(strategy, num_steps, global_batch):
+def _trainer(strategy, global_batch):
   from stpn_tf.models import stpn
   from stpn_tf.training import trainer as trainer_lib
   tf.keras.utils.set_random_seed(1)
@@ -34,6 +34,11 @@ def _train(strategy, num_steps, global_batch):
   for model in trainer.models.values():
     model.set_weights([np.full(w.shape, 0.01 * (i + 1), np.float32) + 0.001 * np.arange(w.size).reshape(w.shape)
                        % 0.05 for i, w in enumerate(model.get_weights())])
+  return trainer
+
+
+def _train(strategy, num_steps, global_batch, trainer=None):
+  trainer = _trainer(strategy, global_batch) if trainer is None else trainer
   initial = {f"init/{name}/{i}": w for name, model in trainer.models.items()
              for i, w in enumerate(model.get_weights())}
   data = tf.data.Dataset.from_tensor_slices(_batches(num_steps, global_batch)).batch(global_batch)
@@ -43,16 +48,51 @@ def _train(strategy, num_steps, global_batch):
   return dict(initial, **final)
 
 
+def _mirrored_two_cpus():
+  cpu = tf.config.list_physical_devices("CPU")[0]
+  tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  assert strategy.num_replicas_in_sync == 2
+  return strategy
+
+
+def _state(trainer):
+  """Step, weights and optimizer variables (Adam's iteration count, learning rate, moments) of a Trainer."""
+  state = {"step": np.array(int(trainer.step.numpy()))}
+  for name, model in trainer.models.items():
+    state.update({f"{name}/weight/{i}": w for i, w in enumerate(model.get_weights())})
+    state.update({f"{name}/optimizer/{i}": np.array(v) for i, v in enumerate(trainer.optimizers[name].variables)})
+    state[f"{name}/optimizer_iterations"] = np.array(trainer.optimizers[name].iterations)
+  return state
+
+
+def _checkpoint_across_strategies(ckpt_root):
+  """Trains 3 steps under one strategy, saves with a CheckpointManager over Trainer.checkpoint(), restores into a
+  fresh Trainer under the other strategy: mirrored -> default ("m2d") and default -> mirrored ("d2m")."""
+  mirrored, default = _mirrored_two_cpus(), tf.distribute.get_strategy()
+  result = {}
+  for tag, source, target in (("m2d", mirrored, default), ("d2m", default, mirrored)):
+    trainer = _trainer(source, 4)
+    _train(source, 3, 4, trainer)
+    manager = tf.train.CheckpointManager(trainer.checkpoint(), os.path.join(ckpt_root, tag), max_to_keep=1)
+    path = manager.save(checkpoint_number=int(trainer.step.numpy()))
+    restored = _trainer(target, 4)
+    result.update({f"{tag}/fresh/{k}": v for k, v in _state(restored).items()})
+    restored.checkpoint().restore(tf.train.latest_checkpoint(os.path.join(ckpt_root, tag))).assert_consumed()
+    assert path == tf.train.latest_checkpoint(os.path.join(ckpt_root, tag))
+    result.update({f"{tag}/saved/{k}": v for k, v in _state(trainer).items()})
+    result.update({f"{tag}/restored/{k}": v for k, v in _state(restored).items()})
+  return result
+
+
 def main():
   mode, out = sys.argv[1], sys.argv[2]
   if mode == "single":
     weights = _train(tf.distribute.get_strategy(), 3, 4)
   elif mode == "mirrored":
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    assert strategy.num_replicas_in_sync == 2
-    weights = _train(strategy, 3, 4)
+    weights = _train(_mirrored_two_cpus(), 3, 4)
+  elif mode == "checkpoint":
+    weights = _checkpoint_across_strategies(os.path.dirname(os.path.abspath(out)))
   elif mode == "multi_worker":
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
