@@ -55,7 +55,8 @@ def draw_intervals(ax, intervals: Sequence[Interval], rows: Sequence[int], class
   Args:
     ax: a matplotlib Axes.
     intervals: ground-truth instances or detections; detections' bar opacity grows with the score (scaled to the
-      highest score drawn) and the best LABELLED_DETECTIONS carry their score as text.
+      highest score drawn) and the best LABELLED_DETECTIONS carry their score as text, unless it would overlap
+      a label already written in the row.
     rows: the classes that get a row, top to bottom; intervals of other classes are not drawn.
     class_names: names of the class indices.
     kind: "ground truth" or "detections" (the panel's title).
@@ -63,6 +64,8 @@ def draw_intervals(ax, intervals: Sequence[Interval], rows: Sequence[int], class
   row_of = {c: i for i, c in enumerate(rows)}
   scores = [iv.score for iv in intervals if iv.score is not None]
   lo, hi = (min(scores), max(scores)) if scores else (0.0, 1.0)
+  min_gap = 0.045 * max([iv.end_s for iv in intervals] + [1e-6])    # about the width of a score label
+  labelled = {}                                                        # row -> x of the labels written
   for rank, iv in enumerate(intervals):
     if iv.class_index not in row_of:
       continue
@@ -72,7 +75,9 @@ def draw_intervals(ax, intervals: Sequence[Interval], rows: Sequence[int], class
       alpha = 0.25 + 0.65 * ((iv.score - lo) / (hi - lo) if hi > lo else 1.0)
     ax.broken_barh([(iv.start_s, max(iv.end_s - iv.start_s, 1e-6))], (y - 0.35, 0.7),
                    facecolors=[class_color(iv.class_index)], alpha=alpha, edgecolor="black", linewidth=0.4)
-    if iv.score is not None and rank < LABELLED_DETECTIONS:
+    xs = labelled.setdefault(y, [])
+    if iv.score is not None and rank < LABELLED_DETECTIONS and all(abs(iv.start_s - x) >= min_gap for x in xs):
+      xs.append(iv.start_s)
       ax.text(iv.start_s, y + 0.38, f"{iv.score:.2f}", fontsize=6, va="bottom", ha="left", clip_on=True)
   ax.set_yticks(range(len(rows)))
   ax.set_yticklabels([class_names[c] for c in reversed(list(rows))], fontsize=7)
@@ -101,7 +106,7 @@ def plot_video(data: VideoPlotData, max_classes: int = 5, figsize: Tuple[float, 
   Returns:
     A matplotlib Figure (Agg canvas).
   """
-  fig = _figure(figsize, dpi=dpi)
+  fig = _figure(figsize, dpi=dpi, layout="constrained")
   axes = fig.subplots(4, 1, sharex=True, gridspec_kw={"height_ratios": (1.0, 1.2, 1.6, 1.4)})
   rate = data.feature_rate
   end = max([data.num_segments / rate, data.duration] + [iv.end_s for iv in data.ground_truth + data.detections])
@@ -114,7 +119,7 @@ def plot_video(data: VideoPlotData, max_classes: int = 5, figsize: Tuple[float, 
     axes[1].plot(x, y, drawstyle="steps-post", linewidth=1.0, label=network, color=f"C{i}" if i else "black",
                  linestyle=LINE_STYLES[i % len(LINE_STYLES)])
   axes[1].set_ylabel("attention", fontsize=8)
-  axes[1].legend(fontsize=7, loc="upper right")
+  axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0))
 
   classes = data.predicted_classes(max_classes)
   for i, (network, signal) in enumerate(data.activation.items()):
@@ -125,7 +130,7 @@ def plot_video(data: VideoPlotData, max_classes: int = 5, figsize: Tuple[float, 
                    linestyle=LINE_STYLES[i % len(LINE_STYLES)], label=label)
   axes[2].set_ylabel(data.activation_label, fontsize=8)
   if classes and data.activation:
-    axes[2].legend(fontsize=6, loc="upper right", ncol=2)
+    axes[2].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.005, 1.0))
 
   shown = list(data.detections[:MAX_DETECTIONS])
   det_rows = sorted({iv.class_index for iv in shown})
@@ -142,7 +147,6 @@ def plot_video(data: VideoPlotData, max_classes: int = 5, figsize: Tuple[float, 
   fig.suptitle(f"{data.video_id}  ({data.duration:.1f} s, {data.num_segments} segments)   labels: {labels}\n"
                f"video-level probabilities: {top}   |   {len(data.detections)} detections"
                + (f" ({hidden} not drawn)" if hidden > 0 else ""), fontsize=9)
-  fig.tight_layout(rect=(0, 0, 1, 0.95))
   return fig
 
 

@@ -5,10 +5,10 @@ mAP), the per-class AP at tIoU 0.5, per-class precision-recall curves at tIoU 0.
 per-video plots (videos/*.png, see `plots.plot_video`) of the best and the worst few videos, and the run's
 config.gin. The folder is built in a temporary sibling folder and renamed into place when complete.
 
-Ranking of videos ("per-video AP"): a video's AP at tIoU 0.5 is the detection mAP computed with that video's
-ground truth and detections alone (`detection.compute_detection_ap`, the same protocol), i.e. the mean over the
-classes annotated in the video of the AP of its detections of that class. Videos without ground truth are not
-ranked. Ties are broken by video id.
+Ranking of videos ("per-video AP"): the mean, over the classes annotated or detected in the video, of the AP at tIoU
+0.5 of the video's detections of that class against its instances of that class (`detection.compute_detection_ap`,
+the same protocol, on this video alone); a class detected but not annotated counts 0, so wrong-class detections
+lower the measure. Videos with neither annotations nor detections are not ranked. Ties are broken by video id.
 """
 
 from __future__ import annotations
@@ -59,11 +59,14 @@ def prediction_rows(videos: Sequence[video_lib.VideoPlotData]) -> List[Dict]:
 
 
 def per_video_ap(data: video_lib.VideoPlotData, tiou: float = REPORT_TIOU) -> Optional[float]:
-  """The ranking measure (module docstring): detection mAP at `tiou` on this video alone; None without ground
-  truth."""
-  if not data.ground_truth:
-    return None
-  return float(detection.compute_detection_ap(ground_truth_rows([data]), prediction_rows([data]), (tiou,)).mAP[0])
+  """The ranking measure (module docstring): mean AP at `tiou` over the classes annotated or detected in the video,
+  0 for a detected class without annotation; None for a video with neither."""
+  annotated = {g.class_index for g in data.ground_truth}
+  only_detected = {d.class_index for d in data.detections} - annotated
+  if not annotated:
+    return 0.0 if only_detected else None
+  ap = detection.compute_detection_ap(ground_truth_rows([data]), prediction_rows([data]), (tiou,)).ap[0]  # [A]
+  return float(ap.sum() / (len(annotated) + len(only_detected)))
 
 
 def rank_videos(videos: Sequence[video_lib.VideoPlotData], num: int, tiou: float = REPORT_TIOU
@@ -162,9 +165,10 @@ def _build(out: str, result, videos, config_text, title, num_videos, tiou, detai
 
   # Best and worst videos.
   best, worst = rank_videos(videos, num_videos, tiou)
-  parts.append(f"<h2>Videos</h2><p>Ranked by per-video AP at tIoU {tiou:g}: the detection mAP computed on the "
-               "video alone (mean over the classes annotated in the video of the AP of the video's detections of "
-               "that class). Videos without ground truth are not ranked.</p>")
+  parts.append(f"<h2>Videos</h2><p>Ranked by per-video AP at tIoU {tiou:g}: the mean, over the classes annotated "
+               "or detected in the video, of the AP of the video's detections of that class against its instances "
+               "of that class (a class detected but not annotated counts 0). Videos with neither are not "
+               "ranked.</p>")
   for name, chosen in (("Best", best), ("Worst", worst)):
     parts.append(f"<h3>{name} {len(chosen)}</h3>")
     for i, (data, measure) in enumerate(chosen):

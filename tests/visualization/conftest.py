@@ -7,8 +7,12 @@ import keras
 import pytest
 
 from stpn_tf.data import schema
-from tests.serving import TINY_PARAMS
 from tests.visualization import write_dataset
+
+# A 2-step STPN run in a few seconds; psi = lambda sigmoid(a) is near 0.25 untrained, so that threshold detects.
+TINY_PARAMS = ["train_eval.batch_size = 4", "train_eval.checkpoint_every = 2", "train_eval.steps_per_loop = 1",
+               "STPN.hidden_units = 8", "UniformPerturbedSampler.num_segments = 16", "train_eval.eval_every = 0",
+               "train_eval.final_evaluation = False", "stpn_detect.tcam_threshold = 0.25"]
 
 
 @pytest.fixture(scope="session")

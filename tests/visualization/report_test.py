@@ -89,12 +89,15 @@ def test_per_video_ap_ranks_videos():
                                tuple(video.Interval(*d) for d in detections), {}, {}, "", np.zeros(2), np.zeros(2))
   perfect = data("perfect", [(0.0, 2.0, 0, 0.9)])
   half = data("half", [(3.0, 4.0, 0, 0.9), (0.0, 2.0, 0, 0.5)])   # a false positive ranked first: AP 0.5
-  missed = data("missed", [(0.0, 2.0, 1, 0.9)])                     # wrong class
+  extra = data("extra", [(0.0, 2.0, 0, 0.9), (0.0, 2.0, 1, 0.9)])  # + a class not annotated: (1 + 0) / 2
+  missed = data("missed", [(0.0, 2.0, 1, 0.9)])                     # wrong class only: (0 + 0) / 2
   no_truth = data("no_truth", [(0.0, 2.0, 1, 0.9)], gt=())
-  assert [report.per_video_ap(v) for v in (perfect, half, missed, no_truth)] == [1.0, 0.5, 0.0, None]
-  best, worst = report.rank_videos([missed, half, no_truth, perfect], 2)
-  assert [(v.video_id, m) for v, m in best] == [("perfect", 1.0), ("half", 0.5)]
-  assert [v.video_id for v, _ in worst] == ["missed"]
+  nothing = data("nothing", [], gt=())
+  measures = [report.per_video_ap(v) for v in (perfect, half, extra, missed, no_truth, nothing)]
+  assert measures == [1.0, 0.5, 0.5, 0.0, 0.0, None]
+  best, worst = report.rank_videos([missed, half, nothing, no_truth, extra, perfect], 2)
+  assert [(v.video_id, m) for v, m in best] == [("perfect", 1.0), ("extra", 0.5)]
+  assert [v.video_id for v, _ in worst] == ["missed", "no_truth"]
 
 
 def test_report_dir_needs_model_mode_and_matplotlib(tmp_path, monkeypatch):
