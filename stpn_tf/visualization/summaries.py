@@ -83,7 +83,8 @@ def summary_images(task, models, data_dir: str, split: str = "test", num_videos:
       * dpi: every image of a call has the same shape, 560 x 800 by default). Fewer items when the split has fewer
       videos; [] for num_videos <= 0.
     * Changes no model weights, no gin state and no global matplotlib state (no pyplot); writes no files.
-    * Cost: one forward pass over the videos read (batches of 8) plus about 0.3 s of drawing per video on a CPU.
+    * Cost: a forward pass over the first batch(es) of 8 videos plus about 0.5 s of drawing per video (measured on
+      a loaded 2-core CPU: 2 s for 3 videos of the tiny preset).
     * Raises MissingMatplotlibError (an ImportError with the `pip install -e ".[viz]"` hint) without matplotlib
       (check `stpn_tf.visualization.matplotlib_available()` first to skip quietly), and DataFormatError for a
       missing split.
