@@ -139,9 +139,22 @@ def test_metadata_records_the_detect_settings(run):
   assert settings["class_threshold"] == 0.1
 
 
+REFUSED = {"bgm": ("theta", 1.5, "theta must be in"), "aumn": ("nms_threshold", 2.0, "nms_threshold must be in"),
+           "hamnet": ("smooth_window", 2, "smoothing window must be an odd integer")}
+
+
+def test_settings_the_postprocessor_refuses_are_an_export_error(run):
+  key, value, message = REFUSED[run.name]
+  with pytest.raises(module.ExportError, match=message):
+    module.build_serving_module(run.task, run.models, run.manifest, detect_settings={key: value})
+  gin.clear_config()
+  config.parse_gin([os.path.join(run.model_dir, "config.gin")], [f"{run.name}_detect.{key} = {value!r}"])
+  with pytest.raises(module.ExportError, match=f"{run.name}_detect settings .* cannot be exported: {message}"):
+    module.build_serving_module(run.task, run.models, run.manifest)
+
+
+@pytest.mark.parametrize("run", ["hamnet"], indirect=True)
 def test_hamnet_smoothing_and_other_settings_equal_numpy(run):
-  if run.name != "hamnet":
-    pytest.skip("HAM-Net only (the other tasks' settings are covered by tf_postprocess_test.py)")
   settings = dict(smooth_window=5, zeta=0.5, attention_thresholds=(0.45, 0.5, 0.55), nms_threshold=0.3)
   serving = module.build_serving_module(run.task, run.models, run.manifest, detect_settings=settings)
   total = 0
@@ -155,9 +168,8 @@ def test_hamnet_smoothing_and_other_settings_equal_numpy(run):
   assert total > 0
 
 
+@pytest.mark.parametrize("run", ["hamnet"], indirect=True)
 def test_hamnet_export_serves_in_a_plain_tensorflow_process(run, tmp_path):
-  if run.name != "hamnet":
-    pytest.skip("HAM-Net only (STPN's is in module_test.py)")
   video, other = run.videos[0], run.videos[1]
   out = serve_in_plain_process(run.export_dir, video, other, tmp_path)
   assert not out["imported_stpn_tf"]
