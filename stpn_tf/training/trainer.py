@@ -207,7 +207,7 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
       except (AssertionError, ValueError, tf.errors.OpError) as e:
         raise ModelDirError(f"{model_dir}: checkpoint {latest} does not match this model "
                             f"({e}). Use another --model_dir.") from e
-      logging.info("Resumed from %s at step %d", latest, int(trainer.step))
+      logging.info("Resumed from %s at step %d", latest, int(trainer.step.numpy()))
     if chief:
       _write_text_atomic(os.path.join(model_dir, "config.gin"), gin.config_str())
 
@@ -225,7 +225,7 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
     if holdout is None and eval_every:
       logging.info("No periodic evaluation: train_eval.validation_fraction is 0 (the test split is never used "
                    "during training).")
-    step = int(trainer.step)
+    step = int(trainer.step.numpy())  # a MirroredVariable under a strategy: .numpy() reads it
     if step < num_steps:
       logging.info("Training %s for %d steps (from step %d), batch %d, model_dir %s", task.name, num_steps, step,
                    batch_size, model_dir)
@@ -233,7 +233,7 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
     while step < num_steps:
       n = min(steps_per_loop, num_steps - step, checkpoint_every - step % checkpoint_every)
       logs = trainer.train_steps(iterator, n)
-      step = int(trainer.step)
+      step = int(trainer.step.numpy())  # a MirroredVariable under a strategy: .numpy() reads it
       with writer.as_default(step=step):
         for key, value in logs.items():
           tf.summary.scalar(key, value)
@@ -302,4 +302,19 @@ def _evaluate_validation(task, models, data_dir: str, holdout: pipeline.Holdout,
         tf.summary.scalar(f"validation/detection_{key}", value)
   logging.info("step %d: validation (%d held-out training videos): classification mAP %.4f, detection avg mAP "
                "%.4f", step, metrics["num_videos"], metrics["classification_mAP"], metrics.get("average_mAP", 0.0))
+  _validation_images(task, models, data_dir, holdout, writer, step)
   return metrics
+
+
+@gin.configurable("validation_images", denylist=["task", "models", "data_dir", "holdout", "writer", "step"])
+def _validation_images(task, models, data_dir, holdout, writer, step, num_videos: int = 3) -> None:
+  """Plots of a few validation videos (ground truth, attention, T-CAM, detections) as TensorBoard images; skipped
+  quietly without matplotlib (the optional `viz` extra)."""
+  from stpn_tf import visualization  # pylint: disable=import-outside-toplevel
+  if num_videos <= 0 or not visualization.matplotlib_available():
+    return
+  from stpn_tf.visualization import summaries  # pylint: disable=import-outside-toplevel
+  images = summaries.summary_images(task, models, data_dir, "train", num_videos=num_videos, holdout=holdout)
+  with writer.as_default(step=step):
+    for video_id, image in images:
+      tf.summary.image(f"validation_videos/{video_id}", image[None])

@@ -22,7 +22,7 @@ class UnknownVideoError(ValueError):
 
 
 def collect_videos(task, models, data_dir: str, split: str = "test", video_ids: Optional[Collection[str]] = None,
-                   num_videos: Optional[int] = None, video_filter: VideoFilter = None
+                   num_videos: Optional[int] = None, video_filter: VideoFilter = None, holdout=None
                    ) -> List[video_lib.VideoPlotData]:
   """Runs the models on videos of a split and returns what their plots show, in the split's file order.
 
@@ -35,6 +35,7 @@ def collect_videos(task, models, data_dir: str, split: str = "test", video_ids: 
       error.
     num_videos: at most this many videos (the first ones passing video_filter); None = all.
     video_filter: None (every video), a predicate video_id -> bool, or a collection of ids to keep.
+    holdout: a pipeline.Holdout: only the split's held-out validation videos.
 
   Returns:
     List of VideoPlotData (detections from `task.detect`, probabilities from `task.video_probabilities`).
@@ -54,7 +55,7 @@ def collect_videos(task, models, data_dir: str, split: str = "test", video_ids: 
     limit = num_videos
   found = {}
   if limit is None or limit > 0:
-    for info, outputs in inference.predict_videos(task, models, data_dir, split):
+    for info, outputs in inference.predict_videos(task, models, data_dir, split, holdout=holdout):
       if not keep(info["video_id"]):
         continue
       found[info["video_id"]] = video_lib.video_plot_data(task, info, outputs, manifest.class_names,
@@ -70,8 +71,8 @@ def collect_videos(task, models, data_dir: str, split: str = "test", video_ids: 
 
 
 def summary_images(task, models, data_dir: str, split: str = "test", num_videos: int = 3,
-                   video_filter: VideoFilter = None, figsize: Tuple[float, float] = (10.0, 7.0), dpi: int = 80
-                   ) -> List[Tuple[str, np.ndarray]]:
+                   video_filter: VideoFilter = None, figsize: Tuple[float, float] = (10.0, 7.0), dpi: int = 80,
+                   holdout=None) -> List[Tuple[str, np.ndarray]]:
   """A few per-video plots of the current models, as images for `tf.summary.image`.
 
   Contract:
@@ -93,10 +94,11 @@ def summary_images(task, models, data_dir: str, split: str = "test", num_videos:
     task: the model task (e.g. the trainer's `task`).
     models: {network: keras.Model} (e.g. the trainer's `trainer.models`).
     data_dir: dataset directory.
-    split: the split to draw from (the training loop would use "test" for monitoring only, or "train").
+    split: the split to draw from (the training loop draws the held-out validation videos of "train").
     num_videos: how many videos.
     video_filter: None, a predicate video_id -> bool, or a collection of video ids to choose from.
     figsize: inches; dpi: pixels per inch.
+    holdout: a pipeline.Holdout: draw from the split's held-out validation videos only.
 
   Returns:
     List of (video_id, uint8 [H, W, 3]).
@@ -104,6 +106,7 @@ def summary_images(task, models, data_dir: str, split: str = "test", num_videos:
   require_matplotlib()
   if num_videos <= 0:
     return []
-  videos = collect_videos(task, models, data_dir, split, num_videos=num_videos, video_filter=video_filter)
+  videos = collect_videos(task, models, data_dir, split, num_videos=num_videos, video_filter=video_filter,
+                          holdout=holdout)
   return [(data.video_id, plots.figure_to_array(plots.plot_video(data, figsize=figsize, dpi=dpi)))
           for data in videos]

@@ -86,6 +86,10 @@ def test_validation_evaluation_never_reads_the_test_split(data_dir, tmp_path, mo
   _train(data_dir, tmp_path / "v", ["train_eval.validation_fraction = 0.3", "train_eval.eval_every = 3",
                                       "train_eval.final_evaluation = False"])
   assert seen and all(split == "train" and holdout is not None for split, holdout in seen)
-  assert os.path.isdir(tmp_path / "v" / "validation")
+  events = tf.io.gfile.glob(str(tmp_path / "v" / "validation" / "events.*"))
+  tags = {v.tag for path in events for e in tf.compat.v1.train.summary_iterator(path) for v in e.summary.value}
+  assert "validation/classification_mAP" in tags
+  # A few validation videos drawn as images (matplotlib is in the test extra).
+  assert any(t.startswith("validation_videos/") for t in tags), tags
   operative = open(tmp_path / "v" / "operative_config.gin").read()
   assert "validation_fraction = 0.3" in operative

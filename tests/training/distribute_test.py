@@ -100,6 +100,14 @@ def test_multi_worker_two_processes_agree(tmp_path):
   _assert_same(_load(tmp_path / "w0.npz"), _load(tmp_path / "w1.npz"))
 
 
+def test_train_eval_runs_and_resumes_under_mirrored_strategy(tmp_path):
+  """The training binary's loop itself (not only Trainer) under 2 mirrored replicas: train, resume, evaluate."""
+  proc = _run("train_eval_mirrored", tmp_path / "w.npz")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  weights = _load(tmp_path / "w.npz")
+  assert weights and all(np.all(np.isfinite(w)) for w in weights.values())
+
+
 def test_unknown_strategy_is_rejected():
   with pytest.raises(ValueError, match="--strategy"):
     distribute.get_strategy("horovod")

@@ -85,12 +85,38 @@ def _checkpoint_across_strategies(ckpt_root):
   return result
 
 
+def _train_eval_mirrored(root):
+  """The whole training binary's loop (train_eval) under MirroredStrategy: 2 steps, then resumed to 4, then
+  evaluated; returns the final weights."""
+  import gin
+  from stpn_tf import config
+  from stpn_tf.training import trainer as trainer_lib
+  from tests import testing_utils
+  strategy = _mirrored_two_cpus()
+  data_dir = os.path.join(root, "data")
+  testing_utils.write_random_dataset(data_dir, num_train=8, num_test=2, dim=8)
+  model_dir = os.path.join(root, "model")
+  for steps in (2, 4):
+    gin.clear_config()
+    config.parse_gin(["stpn.gin"], ["train_eval.batch_size = 4", "train_eval.checkpoint_every = 2",
+                                    "STPN.hidden_units = 4", "UniformPerturbedSampler.num_segments = 8",
+                                    "train_eval.eval_every = 0", "train_eval.jit_compile = False"])
+    result = trainer_lib.train_eval(model_dir, data_dir, num_steps=steps, strategy=strategy)
+    assert result["step"] == steps, result
+  assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-4")
+  assert os.path.exists(os.path.join(model_dir, "eval_test.json"))
+  reader = tf.train.load_checkpoint(model_dir)
+  return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if k.startswith("rgb_")}
+
+
 def main():
   mode, out = sys.argv[1], sys.argv[2]
   if mode == "single":
     weights = _train(tf.distribute.get_strategy(), 3, 4)
   elif mode == "mirrored":
     weights = _train(_mirrored_two_cpus(), 3, 4)
+  elif mode == "train_eval_mirrored":
+    weights = _train_eval_mirrored(os.path.dirname(os.path.abspath(out)))
   elif mode == "checkpoint":
     weights = _checkpoint_across_strategies(os.path.dirname(os.path.abspath(out)))
   elif mode == "multi_worker":
