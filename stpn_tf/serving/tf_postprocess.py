@@ -557,6 +557,18 @@ def _present(rgb, flow):
   return {sid: s for sid, s in ((RGB, rgb), (FLOW, flow)) if s is not None}
 
 
+def _streams_and_kept_classes(rgb: Optional[StreamTensors], flow: Optional[StreamTensors], settings: Dict):
+  """The present streams, and the classes whose fused video-level probability passes the threshold (with the
+  settings' fallback): ({name: StreamTensors}, kept class indices [K] int64, K). No class for an empty video."""
+  present = _present(rgb, flow)
+  first = next(iter(present.values()))
+  shape = tf.shape(first.tcam, out_type=tf.int64)
+  nonempty = tf.logical_and(shape[0] > 0, shape[1] > 0)
+  probabilities = _fuse_probabilities(present, settings["probability_fusion"])
+  kept = select_classes(probabilities, settings["class_threshold"], settings["fallback_to_top_class"], nonempty)
+  return present, kept, tf.size(kept, out_type=tf.int64)
+
+
 def bgm_detect(rgb: Optional[StreamTensors], flow: Optional[StreamTensors], feature_rate: float,
                class_threshold: float = 0.1, theta: float = 0.5,
                attention_thresholds: Union[float, Sequence[float]] = bgm_inference.PAPER_ATTENTION_THRESHOLDS,
@@ -580,15 +592,8 @@ def bgm_detect(rgb: Optional[StreamTensors], flow: Optional[StreamTensors], feat
   streams = [name for name, s in (("rgb", rgb), ("flow", flow)) if s is not None]
   settings = bgm_settings(feature_rate, class_threshold, theta, attention_thresholds, nms_threshold,
                           probability_fusion, fallback_to_top_class, streams=streams)
-  present = _present(rgb, flow)
-  first = next(iter(present.values()))
-  length = tf.shape(first.tcam, out_type=tf.int64)[0]
-  nonempty = tf.logical_and(length > 0, tf.shape(first.tcam, out_type=tf.int64)[1] > 0)
-
   # Step 1: class selection.
-  probabilities = _fuse_probabilities(present, settings["probability_fusion"])
-  kept = select_classes(probabilities, settings["class_threshold"], settings["fallback_to_top_class"], nonempty)
-  num_kept = tf.size(kept, out_type=tf.int64)
+  present, kept, num_kept = _streams_and_kept_classes(rgb, flow, settings)
 
   # Step 2: proposals of the modality-averaged attention (np.mean over the streams: sum, then divide).
   attentions = [tf.cast(s.attention, tf.float64) for s in present.values()]
@@ -640,15 +645,8 @@ def aumn_detect(rgb: Optional[StreamTensors], flow: Optional[StreamTensors], fea
   streams = [name for name, s in (("rgb", rgb), ("flow", flow)) if s is not None]
   settings = aumn_settings(feature_rate, class_threshold, attention_threshold, theta, nms_threshold,
                            probability_fusion, fallback_to_top_class, streams=streams)
-  present = _present(rgb, flow)
-  first = next(iter(present.values()))
-  length = tf.shape(first.tcam, out_type=tf.int64)[0]
-  nonempty = tf.logical_and(length > 0, tf.shape(first.tcam, out_type=tf.int64)[1] > 0)
-
   # Step 1: class rejection on y_hat.
-  probabilities = _fuse_probabilities(present, settings["probability_fusion"])
-  kept = select_classes(probabilities, settings["class_threshold"], settings["fallback_to_top_class"], nonempty)
-  num_kept = tf.size(kept, out_type=tf.int64)
+  present, kept, num_kept = _streams_and_kept_classes(rgb, flow, settings)
 
   # Step 2: class-agnostic intervals per network, collected.
   interval_starts, interval_ends = [], []

@@ -13,7 +13,6 @@ from typing import Dict, Optional, Sequence
 from absl import logging
 import gin
 import keras
-import numpy as np
 import tensorflow as tf
 
 from stpn_tf.data import pipeline
