@@ -10,7 +10,6 @@ import time
 from absl import flags
 from absl.testing import flagsaver
 import gin
-import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -117,5 +116,5 @@ def test_sigkill_then_rerun_resumes(data_dir, tmp_path):
   cmd[cmd.index("--num_steps=100000")] = f"--num_steps={killed_at + 2}"
   out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-2000:]
-  assert f"Resumed from" in out.stderr and f"at step {killed_at}" in out.stderr
+  assert "Resumed from" in out.stderr and f"at step {killed_at}" in out.stderr
   assert tf.train.latest_checkpoint(str(model_dir)).endswith(f"ckpt-{killed_at + 2}")

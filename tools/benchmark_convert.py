@@ -14,7 +14,6 @@ deleted afterwards. `bench_convert(fmt, sizes)` returns the dict layout of tools
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -148,7 +147,6 @@ def bench_convert(fmt, sizes=None, work_dir=None):
   Returns:
     dict(value=seconds, unit="s", min, max, peak_rss_mb, baseline_rss_mb, videos_per_s, mb_per_s, phases, ...).
   """
-  import numpy as np  # pylint: disable=import-outside-toplevel
   from stpn_tf.data import converters  # pylint: disable=import-outside-toplevel
   from stpn_tf.data import schema  # pylint: disable=import-outside-toplevel
   sizes = dict(sizes or {})

@@ -1,7 +1,5 @@
 """One seed makes a run reproducible; the validation holdout is carved from training videos only."""
 
-import json
-import os
 
 import gin
 import numpy as np
