@@ -179,7 +179,8 @@ def bench_train(model, sizes, num_classes=20):
         step_rates.append(sizes["steps"] * batch / (time.perf_counter() - start))
     flops = flops_per_video(task, trainer.models, batch, segments, num_classes=num_classes)
     gin.clear_config()
-  extra = dict(flops_per_video=flops, segments=segments, num_classes=num_classes, batch_size=batch, jit_compile=trainer.jit_compile, all_segments=all_segments)
+  extra = dict(flops_per_video=flops, segments=segments, num_classes=num_classes, batch_size=batch,
+               jit_compile=trainer.jit_compile, all_segments=all_segments)
   if step_rates:
     extra["step_only_videos_per_s"] = sorted(step_rates)[len(step_rates) // 2]
   return _stats(rates, "videos/s", **extra)
