@@ -43,6 +43,9 @@ class ExperimentError(RuntimeError):
   """A run folder that belongs to another configuration, or runs that failed."""
 
 
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def run_dir(output_dir: str, config: sets_lib.Config, seed: int) -> str:
   return os.path.join(output_dir, "runs", config.name, f"seed_{seed}")
 
@@ -88,7 +91,7 @@ def run_one(config: sets_lib.Config, seed: int, output_dir: str, data_dir: Optio
       return existing
   os.makedirs(model_dir, exist_ok=True)
   cmd = train_command(config, seed, model_dir, data_dir, num_steps, extra_gin_params)
-  record = {"spec": spec, "command": cmd, "status": "running", "started": _now()}
+  record = {"spec": spec, "command": cmd, "status": "running", "started": _now(), **git_commit(_REPO)}
   _write_text_atomic(spec_path, json.dumps(record, indent=1))
   log(f"[{config.name} seed {seed}] training: {' '.join(cmd[1:])}")
   start = time.time()
@@ -130,9 +133,10 @@ def collect(experiment: sets_lib.ExperimentSet, seeds: Sequence[int], output_dir
       if not os.path.exists(result_path):
         continue
       spec_path = os.path.join(model_dir, RUN_SPEC)
-      wall = _read_json(spec_path).get("wall_s", np.nan) if os.path.exists(spec_path) else np.nan
-      rows.append(dict(config=config.name, seed=seed, **_metrics(_read_json(result_path)), wall_s=wall))
-  columns = ["config", "seed", *METRIC_COLUMNS, "wall_s"]
+      record = _read_json(spec_path) if os.path.exists(spec_path) else {}
+      rows.append(dict(config=config.name, seed=seed, **_metrics(_read_json(result_path)),
+                       wall_s=record.get("wall_s", np.nan), commit=record.get("commit")))
+  columns = ["config", "seed", *METRIC_COLUMNS, "wall_s", "commit"]
   return pd.DataFrame(rows, columns=columns)
 
 
@@ -203,16 +207,18 @@ def write_results(experiment: sets_lib.ExperimentSet, seeds: Sequence[int], outp
   """Writes results_runs.csv, results.csv, results.md and experiment.json; returns the Markdown text."""
   runs = collect(experiment, seeds, output_dir)
   summary = summarize(experiment, runs)
-  repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  provenance = dict(git_commit(repo), date=_now(), machine=f"{platform.node()} {platform.machine()} "
+  provenance = dict(git_commit(_REPO), date=_now(), machine=f"{platform.node()} {platform.machine()} "
                     f"{os.cpu_count()} CPUs", command=command)
+  # The code each run was trained with (recorded when it started), which may differ from the table's.
+  run_commits = sorted({str(c) for c in runs["commit"]} - {"nan", "None"})
   _write_text_atomic(os.path.join(output_dir, "results_runs.csv"), runs.to_csv(index=False, float_format="%.4f"))
   _write_text_atomic(os.path.join(output_dir, "results.csv"), summary.to_csv(float_format="%.4f"))
   missing = len(experiment.configs) * len(seeds) - len(runs)
   text = "\n".join([
       f"## {experiment.title}", "",
       f"Detection mAP (%) on the test split, mean ± standard deviation over seeds {', '.join(map(str, seeds))} "
-      f"(last checkpoint of each run; nothing selected on the test split). Commit {provenance['commit']}"
+      f"(last checkpoint of each run; nothing selected on the test split). Runs trained at commit "
+      f"{', '.join(run_commits) or 'unrecorded'}; table written at commit {provenance['commit']}"
       f"{' (with uncommitted changes)' if provenance['dirty'] else ''}, {provenance['date']}.",
       "", markdown_table(experiment, summary), "",
       f"Regenerate: `{command}`" + (f" ({missing} runs missing or failed)" if missing else ""), ""])

@@ -47,6 +47,9 @@ def test_two_seeds_make_a_table_with_mean_and_std_and_a_rerun_reuses_them(data_d
   assert summary.loc["stpn", "cls mAP std"] == pytest.approx(pd.Series(cls).std(ddof=1), abs=1e-3)
   markdown = open(os.path.join(out, "results.md")).read()
   assert "±" in markdown and "Regenerate: `python" in markdown
+  commit = runner.git_commit(ROOT)["commit"]
+  assert list(runs["commit"]) == [commit, commit]   # the code each run trained with
+  assert f"Runs trained at commit {commit}" in markdown
   record = json.load(open(os.path.join(out, "experiment.json")))
   assert record["seeds"] == [0, 1] and record["configs"][0]["gin_files"] == ["stpn.gin"] and "commit" in record
   # Each run's own gin config records its seed.
