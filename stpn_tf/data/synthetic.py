@@ -176,6 +176,7 @@ class SyntheticConfig:
   pattern_shape: float = 2.0               # Gamma shape of a pattern's active magnitudes
   num_nuisance_patterns: int = 16
   nuisance_smooth_segments: float = 8.0    # temporal std (segments) of the nuisance weights
+  foreground_occlusion: float = 0.0        # share of the context (always-on, scene, nuisance) an action hides
 
   # Latent structure.
   latent_dim: int = 64
@@ -634,8 +635,9 @@ def _parts_features(cfg: SyntheticConfig, scfg: StreamConfig, world: _PartsWorld
   protos = world.phases[target] * style[target][:, None, :]                                    # [E, K, D]
   protos[is_other] = world.other_actions[events.label[is_other]][:, None, :]
   protos *= _lognormal(rng, (events.kind.size, 1, d), cfg.instance_jitter)
-  signal = scfg.class_strength * (cls_w.reshape(num_segments, -1) @ protos.reshape(-1, d))     # [T, D]
-  signal += scfg.actionness_strength * act_w.sum(axis=1)[:, None] * world.actionness[None, :]
+  action = scfg.class_strength * (cls_w.reshape(num_segments, -1) @ protos.reshape(-1, d))     # [T, D]
+  action += scfg.actionness_strength * act_w.sum(axis=1)[:, None] * world.actionness[None, :]
+  signal = np.zeros_like(action)
 
   num_shots = int(shots.max()) + 1
   beta = rng.beta(*cfg.scene_class_mix)
@@ -650,6 +652,9 @@ def _parts_features(cfg: SyntheticConfig, scfg: StreamConfig, world: _PartsWorld
     signal += scfg.nuisance_strength * (w @ world.nuisance)
 
   x = world.base[None, :] * _lognormal(rng, (1, d), scfg.video_offset_strength) + signal
+  # An action in the foreground hides part of the scene: the context responses drop where the action's are.
+  x *= 1.0 - cfg.foreground_occlusion * np.minimum(act_w.sum(axis=1), 1.0)[:, None]
+  x += action
   # Per-entry multiplicative noise with coefficient of variation ~iso_noise, correlated between neighbours.
   noise = _smooth_noise(rng, num_segments, d, cfg.noise_smooth_segments)
   x *= np.exp(scfg.iso_noise * noise - 0.5 * scfg.iso_noise ** 2)

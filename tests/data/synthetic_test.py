@@ -1,5 +1,6 @@
 """Tests for stpn_tf/data/synthetic.py: determinism, the tiny preset's layout, ground truth and the cache."""
 
+import dataclasses
 import itertools
 import os
 
@@ -165,3 +166,39 @@ def test_ensure_dataset_regenerates_an_interrupted_directory(tmp_path):
 def test_unknown_preset_is_rejected(tmp_path):
   with pytest.raises(ValueError, match="unknown synthetic preset"):
     synthetic.ensure_dataset(str(tmp_path), "kinetics")
+
+
+def test_sparse_patterns_have_the_stated_density_and_unit_mean():
+  rng = np.random.default_rng(0)
+  p = synthetic._sparse_patterns(rng, 200, 1024, 0.04, 2.0)  # pylint: disable=protected-access
+  assert p.shape == (200, 1024) and p.min() >= 0.0
+  active = p > 0
+  assert abs(active.mean() - 0.04) < 0.005
+  # Mean over a pattern's active channels is exactly 1 (the unit of the *_strength settings).
+  np.testing.assert_allclose(p.sum(1) / active.sum(1), 1.0, rtol=1e-5)
+
+
+def test_dense_latent_feature_model_still_generates():
+  """Generator v2's feature family stays available (preset thumos14_v2) for the comparison of families."""
+  assert synthetic.THUMOS14_V2.feature_model == "dense_latent"
+  v = next(synthetic.generate_videos("thumos14_v2", "test", 0))
+  assert v.rgb.shape[1] == 1024 and v.rgb.min() >= 0.0
+  # Same layout as v3 (the layout code is shared): same ids, durations and ground truth.
+  w = next(synthetic.generate_videos("thumos14", "test", 0))
+  assert v.video_id == w.video_id and v.duration == w.duration
+  with pytest.raises(ValueError, match="unknown feature_model"):
+    next(synthetic.generate_videos(dataclasses.replace(synthetic.TINY, feature_model="gan"), "test", 0))
+
+
+def test_foreground_occlusion_changes_only_action_segments():
+  """An action hides part of the context: with occlusion, segments with actionness lose context responses;
+  segments with none are unchanged (the same random draws either way)."""
+  cfg = dataclasses.replace(synthetic.TINY, foreground_occlusion=0.0, context_prob=0.0, distractors_per_instance=0.0,
+                            other_actions_per_minute=0.0)
+  a = next(synthetic.generate_videos(cfg, "train", 0))
+  b = next(synthetic.generate_videos(dataclasses.replace(cfg, foreground_occlusion=0.5), "train", 0))
+  rate = cfg.feature_rate
+  start, end = np.arange(a.num_segments) / rate, (np.arange(a.num_segments) + 1) / rate
+  touched = ((start[:, None] < a.segments[:, 1]) & (end[:, None] > a.segments[:, 0])).any(1)
+  np.testing.assert_array_equal(a.flow[~touched], b.flow[~touched])
+  assert np.all(b.flow[touched].sum(1) < a.flow[touched].sum(1))
