@@ -176,7 +176,7 @@ class SyntheticConfig:
   pattern_shape: float = 2.0               # Gamma shape of a pattern's active magnitudes
   num_nuisance_patterns: int = 16
   nuisance_smooth_segments: float = 8.0    # temporal std (segments) of the nuisance weights
-  foreground_occlusion: float = 0.0        # share of the context (always-on, scene, nuisance) an action hides
+  foreground_occlusion: float = 0.9        # share of the context (always-on, scene, nuisance) an action hides
 
   # Latent structure.
   latent_dim: int = 64
