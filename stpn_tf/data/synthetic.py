@@ -4,20 +4,42 @@ Real THUMOS14 I3D features cannot be downloaded here, so this module draws two-s
 model whose parts correspond to the difficulties the WTAL papers address. Every number is a field of
 `SyntheticConfig`; the presets `THUMOS14` and `TINY` are named instances of it.
 
-Generative model. Each stream s in {rgb, flow} has its own latent space of dimension r (`latent_dim`), its own
-random vectors and its own projection to the D feature dimensions. Latent vectors are unit-norm and the latent noise
-has unit variance per dimension, so a `*_strength` is a per-segment signal-to-noise ratio along its direction.
+Generative model (GENERATOR_VERSION 3, `feature_model = 'sparse_parts'`, the default). An I3D feature is the
+spatio-temporal average of the ReLU responses of 1024 learned channels: non-negative, with a large always-on
+component, each visual concept (a scene, an object, a motion, a sub-action) driving a few channels strongly. So
+each stream s in {rgb, flow} gets a dictionary of sparse non-negative channel patterns (each drives ~4% of the
+channels, `pattern_density`, mean magnitude 1 on them):
 
   World (drawn once from the seed, shared by both splits):
+    b_s    [D]     always-on response of every channel, Gamma(base_shape) with mean base_mean: the shared component
+    A_s    [D]     generic motion / person-in-action pattern, shared by all classes (strong in flow)
+    P_c,k  [D]     unit k in {start, middle, end} of class c: middle = core_c = rho F_family(c) + (1 - rho) own_c;
+                   start / end = phi core_c + (1 - phi) H_family(c),k: similar classes share sub-actions (the run-up
+                   of the jumps, the wind-up of the throws), and an action's ends look like its family's
+    Q_c    [D]     class-typical scene (shared by a scene family: pools, cricket grounds, stadiums), R_j generic scenes
+    X_j    [D]     non-target actions, N_j nuisance patterns (camera motion, zoom, crowd, graphics)
+
+  Video v, segment t (events e as below; O, u, envelopes as in v2):
+    context_t = b_s * o_v + scene_s * S_shot(t) + nuis_s * sum_j w_j(t) N_j
+    action_t  = act_s * sum_e act_w(t,e) A_s + cls_s * sum_{e,k} cls_w(t,e,k) P_{c_e,k} * style_v,c * jitter_e
+    x_t       = g_v * [(1 - occ * min(1, sum_e act_w(t,e))) * context_t + action_t] * n_t
+  o_v: per-video per-channel log-normal gain (camera, lighting); S: the shot's scene (class-typical mixed with a
+  generic one, or a cutaway), present in background too, so rgb background carries the class; w_j >= 0 smooth in
+  time; style and jitter are per-channel log-normal (non-negative); n_t: mean-one log-normal per-entry noise,
+  smoothed over neighbouring segments (I3D windows overlap). `occ` (`foreground_occlusion`): where an action fills
+  the frame, the spatial average holds its responses *instead of* most of the context's (an athlete hides the
+  scene), so an action changes which channels are active more than how much activation there is. This is what
+  decides whether the printed methods learn at all (BUILD_NOTES.md, "Built-in benchmark v3"): with occ = 0 (action
+  responses added on top of the context) BGM's and HAM-Net's attention collapse to 0 as on v2.
+
+Generator v2 (`feature_model = 'dense_latent'`, preset `thumos14_v2`) is kept for that comparison. There each
+stream has a latent space of dimension r (`latent_dim`) with unit-norm latent vectors and unit-variance latent
+noise, so a `*_strength` is a per-segment signal-to-noise ratio along its direction:
+
+  World:
     M_s    [r, D]  Gaussian projection, entries N(0, proj_scale^2)
     mu_s   [D]     per-dimension offset, Gamma(mean_shape, mean_scale) - mean_shift: post-ReLU-like activations
-    A_s    [r]     generic "actionness" / motion direction, shared by all classes
-    core_c [r]     class prototype = unit(sqrt(rho) F_family(c) + sqrt(1 - rho) own_c): similar classes share F
-    P_c,k  [r]     phase k in {start, middle, end}: middle = core_c, start / end =
-                   unit(sqrt(phi) core_c + sqrt(1 - phi) H_family(c),k): the ends of an action look like its family's
-    Q_c    [r]     class-typical scene = unit(sqrt(rho_scene) SF_scenefamily(c) + sqrt(1 - rho_scene) own scene)
-    R_j    [r]     generic scenes (crowd, studio, ...), j < num_generic_scenes
-    X_j    [r]     prototypes of non-target actions (THUMOS's other classes), j < num_other_actions
+    A_s, core_c, P_c,k, Q_c, R_j, X_j  [r]  as above, as unit vectors of the latent space
 
   Video v: T segments and events e (labeled instances, unlabeled true instances, lead-in / follow-through context,
   distractors, other actions); O[t, e] is the share of segment t covered by event e, u[t, e] in [0, 1] the
@@ -34,7 +56,8 @@ has unit variance per dimension, so a `*_strength` is a per-segment signal-to-no
   stretches with a weak copy (a_e, c_e < 1) of the video's class or a similar one; other actions carry actionness
   with a non-target prototype X_j; unlabeled instances are real actions missing from the ground truth; context
   events sit just before / after an instance with weaker actionness and only its start / end phase (run-up,
-  replay), so an action's extent is ambiguous. g_v ~ LogNormal(0, gain_log_std) per video and stream.
+  replay), so an action's extent is ambiguous. g_v ~ LogNormal(0, gain_log_std) per video and stream. Both
+  feature models share this event layout and these envelopes.
 
 Layout: durations are log-normal (seconds), T = floor(duration * rate); instance counts come from a per-video
 log-normal rate per minute; instance lengths are log-normal around a per-class median (THUMOS14's medians, with a
@@ -177,6 +200,7 @@ class SyntheticConfig:
   num_nuisance_patterns: int = 16
   nuisance_smooth_segments: float = 8.0    # temporal std (segments) of the nuisance weights
   foreground_occlusion: float = 0.9        # share of the context (always-on, scene, nuisance) an action hides
+  feature_scale: float = 1.0               # global scale of every feature (sparse_parts)
 
   # Latent structure.
   latent_dim: int = 64
@@ -658,7 +682,7 @@ def _parts_features(cfg: SyntheticConfig, scfg: StreamConfig, world: _PartsWorld
   # Per-entry multiplicative noise with coefficient of variation ~iso_noise, correlated between neighbours.
   noise = _smooth_noise(rng, num_segments, d, cfg.noise_smooth_segments)
   x *= np.exp(scfg.iso_noise * noise - 0.5 * scfg.iso_noise ** 2)
-  x *= np.float32(np.exp(cfg.gain_log_std * rng.standard_normal()))
+  x *= np.float32(cfg.feature_scale * np.exp(cfg.gain_log_std * rng.standard_normal()))
   return x.astype(np.float32)
 
 
