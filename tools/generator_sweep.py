@@ -1,0 +1,106 @@
+r"""Maps which properties of the built-in data decide whether the printed methods learn (issue 16, BUILD_NOTES.md).
+
+For one generator variant (a preset plus JSON overrides of `synthetic.SyntheticConfig`), writes a small dataset
+(by default THUMOS14 geometry with 100 training and 60 test videos), trains each requested method on it with
+`python -m stpn_tf.train`, one process each, and appends one JSON line per method to OUTPUT_DIR/sweep.jsonl:
+detection mAP, classification mAP and every network's attention health (mean, share of segments below 0.05 and
+above 0.95, median per-video attention AUC) from the run's eval_test.json.
+
+  python tools/generator_sweep.py --output_dir=/tmp/sweep --name=occ0 \
+      --overrides='{"foreground_occlusion": 0.0}' --methods=bgm,hamnet
+
+Overrides: top-level fields of SyntheticConfig; "rgb" / "flow" dicts override one stream's StreamConfig; "both"
+overrides the same StreamConfig fields in both streams; "preset" picks the starting preset (default thumos14).
+Methods (the schedules are short, for the map; the printed methods otherwise as in their gin files):
+  bgm     bgm.gin, 1,500 steps (one video per step)
+  hamnet  hamnet.gin's budget schedule (100 steps), HAMNet.center_features = False (the paper's network)
+  stpn    stpn.gin, 3,000 steps
+  aumn    aumn.gin, 60 steps
+"""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+from stpn_tf.data import synthetic
+
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where datasets, runs and sweep.jsonl go.", required=True)
+_NAME = flags.DEFINE_string("name", None, "Name of this generator variant.", required=True)
+_OVERRIDES = flags.DEFINE_string("overrides", "{}", "JSON overrides of the generator config (see the docstring).")
+_METHODS = flags.DEFINE_list("methods", ["bgm", "hamnet"], "Methods to train (see the docstring).")
+_SEED = flags.DEFINE_integer("seed", 0, "Dataset seed.")
+_VIDEOS = flags.DEFINE_list("videos", ["100", "60"], "Training and test videos of the sweep dataset.")
+
+METHODS = {
+    "bgm": ["--gin_file=bgm.gin", "--num_steps=1500"],
+    "hamnet": ["--gin_file=hamnet.gin", "--num_steps=100", "--gin_param=HAMNet.center_features = False"],
+    "stpn": ["--gin_file=stpn.gin", "--num_steps=3000"],
+    "aumn": ["--gin_file=aumn.gin", "--num_steps=60"],
+}
+
+
+def make_config(overrides: dict, num_videos) -> synthetic.SyntheticConfig:
+  """The generator config of a variant: a preset with the overrides applied (see the module docstring)."""
+  over = dict(overrides)
+  base = synthetic.get_config(over.pop("preset", "thumos14"))
+  streams = {s: getattr(base, s) for s in ("rgb", "flow")}
+  both = over.pop("both", {})
+  for s in streams:
+    streams[s] = dataclasses.replace(streams[s], **{**both, **over.pop(s, {})})
+  over = {k: tuple(v) if isinstance(v, list) else v for k, v in over.items()}
+  return dataclasses.replace(base, **over, **streams, num_videos=tuple(num_videos))
+
+
+def _summary(eval_result: dict) -> dict:
+  keep = ("average_mAP_0.1:0.5", "average_mAP_0.1:0.7", "classification_mAP")
+  out = {k: round(100 * eval_result[k], 2) for k in keep if k in eval_result}
+  if "mAP" in eval_result:
+    out["mAP@0.5"] = round(100 * dict(zip(eval_result["tiou_thresholds"], eval_result["mAP"])).get(0.5, 0.0), 2)
+  health = eval_result.get("attention_health", {})
+  networks = health.get("networks", health) if isinstance(health, dict) else {}
+  out["attention"] = {
+      name: {k: (round(v, 3) if isinstance(v, float) else v) for k, v in stats.items()
+             if k in ("mean", "share_below", "share_above", "median_video_auc")}
+      for name, stats in networks.items() if isinstance(stats, dict)}
+  return out
+
+
+def main(argv):
+  del argv
+  out_dir = _OUTPUT_DIR.value
+  overrides = json.loads(_OVERRIDES.value)
+  num_videos = (("train", int(_VIDEOS.value[0])), ("test", int(_VIDEOS.value[1])))
+  cfg = make_config(overrides, num_videos)
+  unknown = [m for m in _METHODS.value if m not in METHODS]
+  if unknown:
+    sys.exit(f"error: unknown methods {unknown}; choose from {sorted(METHODS)}")
+  data_dir = os.path.join(out_dir, "data", _NAME.value)
+  if not os.path.exists(os.path.join(data_dir, "manifest.json")):
+    print(f"generating {data_dir} ...", flush=True)
+    synthetic.generate(data_dir, cfg, seed=_SEED.value, overwrite=True)
+  for method in _METHODS.value:
+    model_dir = os.path.join(out_dir, "runs", f"{_NAME.value}_{method}")
+    start = time.time()
+    with open(model_dir + ".log", "w") as log:
+      rc = subprocess.run([sys.executable, "-m", "stpn_tf.train", f"--data_dir={data_dir}",
+                           f"--model_dir={model_dir}"] + METHODS[method], stdout=log, stderr=subprocess.STDOUT,
+                          check=False).returncode
+    row = {"name": _NAME.value, "overrides": overrides, "method": method, "returncode": rc,
+           "wall_s": round(time.time() - start)}
+    path = os.path.join(model_dir, "eval_test.json")
+    if os.path.exists(path):
+      with open(path) as f:
+        row.update(_summary(json.load(f)))
+    print(json.dumps(row), flush=True)
+    with open(os.path.join(out_dir, "sweep.jsonl"), "a") as f:
+      f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+  app.run(main)
