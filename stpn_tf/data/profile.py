@@ -57,7 +57,7 @@ SEGMENT_L2_GRID = (1e-2, 1e-1, 1.0)   # (l2 / 2) * ||W||^2 added to the mean cro
 SEGMENT_HOLDOUT_FOLDS = 4             # one fold of four, i.e. 25% of the training videos, scores each l2
 SEGMENT_SELECT_EPOCHS = 4             # epochs of a selection fit (the final fit runs SEGMENT_EPOCHS)
 SEGMENT_EPOCHS = 8                    # minibatch Adam; at l2 >= 0.1, 24 epochs lower the loss by < 1% more
-SEGMENT_MIN_STEPS = 600               # at least this many updates (small datasets: more epochs)
+SEGMENT_MIN_STEPS = 300               # at least this many updates (small datasets: more epochs)
 SEGMENT_BATCH = 256
 SEGMENT_LR = 3e-3                     # Adam, cosine-decayed to 0 over the run
 VIDEO_L2_GRID = (1e-2, 1e-1, 1.0, 10.0)
