@@ -33,12 +33,14 @@ def _write_json(path, payload):
   os.makedirs(directory, exist_ok=True)
   tmp = os.path.join(directory, f".tmp-{uuid.uuid4().hex[:8]}-{os.path.basename(path)}")
   with open(tmp, "w") as f:
-    json.dump(payload, f, indent=1)
+    json.dump(payload, f, indent=1, allow_nan=False)
   os.replace(tmp, path)   # atomic: a reader never sees a half-written file
 
 
 def main(argv):
   del argv
+  if _TRAIN_SPLIT.value == _TEST_SPLIT.value:
+    raise app.UsageError(f"--train_split and --test_split must differ (both {_TRAIN_SPLIT.value!r})")
   try:
     result = profile.profile_dataset(_DATA_DIR.value, train_split=_TRAIN_SPLIT.value, test_split=_TEST_SPLIT.value,
                                      seed=_SEED.value)

@@ -140,6 +140,17 @@ def test_without_ground_truth_the_segment_probe_is_skipped_and_marginals_remain(
   assert "skipped segment_probe" in text and "share < 0.05" in text
 
 
+def test_instances_that_hold_no_segment_centre_give_none_not_nan(tmp_path):
+  # Ground truth exists, but [0.1, 0.2] s holds no segment centre (0.5, 1.5, ...): the AUC is undefined.
+  train = [_video("a", [[0.0], [1.0]], [[0.0], [1.0]], [(0.1, 0.2, 0)])]
+  test = [_video("b", [[0.0], [1.0]], [[1.0], [0.0]], [(0.1, 0.2, 0)])]
+  result = profile.profile_dataset(_write(tmp_path / "short", train, test, num_classes=1))
+  segment = result["streams"]["both"]["segment_probe"]
+  assert segment["action_auc"] is None and "per_frame_map" not in segment
+  json.dumps(result, allow_nan=False)
+  assert "segment probe: action AUC" in profile.format_profile(result)
+
+
 def test_distinctive_channels_give_perfect_probes(tmp_path):
   result = profile.profile_dataset(_class_dataset(tmp_path / "signal"))
   assert not result["skipped"]
