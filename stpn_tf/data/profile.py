@@ -54,14 +54,14 @@ NUM_COSINE_PAIRS = 10000     # segment pairs (of different videos) whose cosine 
 # Probes (ours). The L2 strength matters (on the v2 THUMOS14-like preset a fixed 1e-3 gave a video probe 8 points below
 # the selected one, because features differ between videos far more than within one), so it is chosen per stream from
 # a grid by the cross-entropy on held-out training videos (folds by video; the test split is never looked at).
-SEGMENT_L2_GRID = (1e-2, 1e-1, 1.0)   # (l2 / 2) * ||W||^2 added to the mean cross-entropy
+SEGMENT_L2_GRID = (1e-3, 1e-2, 1e-1, 1.0)   # (l2 / 2) * ||W||^2 added to the mean cross-entropy
 SEGMENT_HOLDOUT_FOLDS = 4             # one fold of four, i.e. 25% of the training videos, scores each l2
 SEGMENT_SELECT_EPOCHS = 4             # epochs of a selection fit (the final fit runs SEGMENT_EPOCHS)
 SEGMENT_EPOCHS = 8                    # minibatch Adam; at l2 >= 0.1, 24 epochs lower the loss by < 1% more
 SEGMENT_MIN_STEPS = 300               # at least this many updates (small datasets: more epochs)
 SEGMENT_BATCH = 256
 SEGMENT_LR = 3e-3                     # Adam, cosine-decayed to 0 over the run
-VIDEO_L2_GRID = (1e-2, 1e-1, 1.0, 10.0)
+VIDEO_L2_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 VIDEO_FOLDS = 3                       # 3-fold cross-validation over the training videos
 VIDEO_STEPS = 2000                    # full-batch accelerated gradient descent: at l2 >= 0.1 within 1% of 10000 steps
 GRADIENT_TOLERANCE = 1e-7    # the accelerated solver stops early once the gradient norm is below this
