@@ -45,7 +45,7 @@ STREAM_NAMES = ("rgb", "flow", "both")   # "both" = rgb and flow concatenated pe
 QUANTILES = (0.01, 0.25, 0.5, 0.75, 0.99)
 LOW_VALUE = 0.05                          # "share of values below 0.05": how sparse (post-ReLU-like) features are
 
-# Sampling bounds (ours). On the 412-video THUMOS14-like preset the whole profile takes ~23 s of CPU and 1.25 GB
+# Sampling bounds (ours). On the 412-video THUMOS14-like preset the whole profile takes ~30 s of CPU and 1.25 GB
 # peak RSS, TensorFlow included; seeds 0 and 1 agree to ~0.01 on every probe number (BUILD_NOTES.md).
 MAX_TRAIN_SEGMENTS = 20000   # training segments the per-segment probe sees (uniform sample without replacement)
 POOL_SEGMENTS = 4096         # segments (all splits) sampled for the quantiles and the cosine pairs
