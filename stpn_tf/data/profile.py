@@ -293,10 +293,11 @@ class LinearProbe:
   binary cross-entropies) + (l2 / 2) * ||W||^2 (the bias is not penalized). The gradient of either cross-entropy with
   respect to the logits is p - y.
 
-  Solvers: "adam" (minibatch Adam, `steps` epochs of `batch_size`, at least `min_steps` updates) for many samples; "accelerated" (full-batch
-  Nesterov gradient descent with the step 1/L of the smoothness bound, `steps` iterations) for few samples in many
-  dimensions: it runs in the span of the training samples (W = Z^T A, exact for an L2-penalized loss), so one step
-  costs N x N x K instead of N x D x K.
+  Solvers: "adam" (minibatch Adam, `steps` epochs of `batch_size`, at least `min_steps` updates) for many samples;
+  "accelerated" (full-batch Nesterov gradient descent with the step 1/L of the smoothness bound, at most `steps`
+  iterations, stopping once the gradient norm is below GRADIENT_TOLERANCE) for few samples in many dimensions: it
+  runs in the span of the training samples (W = Z^T A, exact for an L2-penalized loss), so one step costs N x N x K
+  instead of N x D x K.
   """
 
   def __init__(self, kind: str, l2: float, solver: str, steps: int, batch_size: int = 256,
