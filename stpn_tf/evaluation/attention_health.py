@@ -278,6 +278,7 @@ class CollapseGuard:
     self.low, self.high, self.max_share = float(low), float(high), float(max_share)
     self.enabled = bool(enabled)
     self.warnings: List[CollapseWarning] = []
+    self.last_step = 0                      # of the latest report
     self._streaks: Dict[tuple, List] = {}   # (network, side) -> [first_step, reports, open warning or None]
 
   def _sides(self, stats: Mapping[str, float]):
@@ -287,6 +288,7 @@ class CollapseGuard:
   def update(self, step: int, statistics: Mapping[str, Mapping[str, float]]) -> List[CollapseWarning]:
     """Takes one report {network: {mean, share_below, share_above}}; returns the warnings that fire now."""
     fired = []
+    self.last_step = int(step)
     if not self.enabled:
       return fired
     for network, stats in statistics.items():
@@ -314,8 +316,10 @@ class CollapseGuard:
     return fired
 
   def final_check(self, health_result: Mapping, step: Optional[int] = None) -> List[CollapseWarning]:
-    """Checks an `AttentionHealth.result()` (e.g. of the test split): one collapsed report is enough there."""
+    """Checks an `AttentionHealth.result()` (e.g. of the test split): one collapsed report is enough there.
+    step: the training step of the evaluated weights (default: that of the latest report)."""
     fired = []
+    step = self.last_step if step is None else int(step)
     if not self.enabled:
       return fired
     for network, r in health_result["networks"].items():
@@ -323,7 +327,7 @@ class CollapseGuard:
         continue
       for _, name, value in self._sides(r):
         if value > self.max_share:
-          warning = CollapseWarning(network, name, float(value), float(r["mean"]), int(step or 0), int(step or 0),
+          warning = CollapseWarning(network, name, float(value), float(r["mean"]), step, step,
                                     1, "final_evaluation")
           warning.message = self._message(warning)
           self.warnings.append(warning)
