@@ -83,3 +83,17 @@ def test_silent_when_stpn_does_not_collapse(tiny_dir, tmp_path, caplog):
   # The periodic validation evaluation logs the attention AUC too.
   assert {"validation/rgb/attention_median_video_auc", "validation/flow/attention_below_0.05"} <= _tags(
       model_dir, "validation")
+
+
+def test_training_statistics_over_real_segments_by_hand():
+  # Two videos, the second padded after 2 segments: the padded 0.0 and 0.99 must not count.
+  attention = tf.constant([[0.01, 0.5, 0.99, 0.2], [0.03, 0.97, 0.0, 0.99]])
+  mask = tf.constant([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]])
+  sums = {k: float(v) for k, v in trainer._attention_sums("rgb", attention, mask, 0.05, 0.95).items()}
+  assert sums == pytest.approx({"rgb/attention_sum": 2.7, "rgb/attention_below": 2, "rgb/attention_above": 2,
+                                "rgb/attention_count": 6})
+  logs = dict(sums, **{"rgb/loss_total": 1.0})
+  stats = trainer._attention_statistics(logs, ("rgb",), trainer.collapse_guard())
+  assert stats["rgb"] == pytest.approx({"mean": 0.45, "share_below": 1 / 3, "share_above": 1 / 3})
+  assert logs == pytest.approx({"rgb/loss_total": 1.0, "rgb/attention_mean": 0.45, "rgb/attention_below_0.05": 1 / 3,
+                                "rgb/attention_above_0.95": 1 / 3})
