@@ -236,6 +236,8 @@ class CollapseWarning:
     reports: consecutive reports above max_share so far.
     where: "training" or "final_evaluation".
     recovered_at_step: the first report back under max_share, or None while still collapsed.
+    median_video_auc: at the final evaluation, the network's median per-video attention AUC (a saturated attention
+      can still rank action above background; 0.5 or less means it does not).
     message: the warning as printed.
   """
 
@@ -248,6 +250,7 @@ class CollapseWarning:
   reports: int
   where: str
   recovered_at_step: Optional[int] = None
+  median_video_auc: Optional[float] = None
   message: str = ""
 
 
@@ -328,7 +331,7 @@ class CollapseGuard:
       for _, name, value in self._sides(r):
         if value > self.max_share:
           warning = CollapseWarning(network, name, float(value), float(r["mean"]), step, step,
-                                    1, "final_evaluation")
+                                    1, "final_evaluation", median_video_auc=r.get("median_video_auc"))
           warning.message = self._message(warning)
           self.warnings.append(warning)
           fired.append(warning)
@@ -349,18 +352,22 @@ class CollapseGuard:
               (f"; back under {100 * self.max_share:g}% at step {w.recovered_at_step})" if w.recovered_at_step
                is not None else ")"))
     else:
-      span = "at the final evaluation"
+      span = "at the final evaluation" + (f" (median per-video attention AUC {w.median_video_auc:.3f})"
+                                          if w.median_video_auc is not None else "")
     return (f"ATTENTION COLLAPSE: network '{w.network}': {100 * w.value:.1f}% of its segments have attention {side} "
-            f"(mean attention {w.mean:.4f}; statistic {w.statistic} > {self.max_share:g}) {span}. Localization needs "
-            f"an attention that separates action from background; this one does not. Known causes: "
-            + "; ".join(KNOWN_CAUSES) + ". Options: " + "; ".join(OPTIONS) + f". See {NOTES_SECTION}.")
+            f"(mean {w.mean:.4f}) {span}. See {NOTES_SECTION}.")
+
+  @staticmethod
+  def advice() -> str:
+    """The known causes and options, printed once with the warnings."""
+    return ("Known causes: " + "; ".join(KNOWN_CAUSES) + ".\nOptions: " + "; ".join(OPTIONS) + ".")
 
   def report(self) -> List[Dict]:
     """Every warning so far as JSON-ready dicts (for eval_test.json "collapse_warnings")."""
     return [dataclasses.asdict(w) for w in self.warnings]
 
   def summary(self) -> str:
-    """The final summary: one line per warning, or '' when there is none."""
+    """The final summary: one line per warning and the advice, or '' when there is none."""
     if not self.warnings:
       return ""
-    return "\n".join(w.message for w in self.warnings)
+    return "\n".join([w.message for w in self.warnings] + [self.advice()])

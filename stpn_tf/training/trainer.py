@@ -266,7 +266,7 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
       rate = (step - start_step) / max(time.time() - start_time, 1e-9)
       total = sum(v for k, v in logs.items() if k.endswith("/loss_total"))
       for warning in trainer.collapse_guard.update(step, trainer.last_attention_statistics):
-        logging.warning("step %d: %s", step, warning.message)
+        logging.warning("step %d: %s\n%s", step, warning.message, trainer.collapse_guard.advice())
       collapsed = trainer.collapse_guard.collapsed_networks()
       logging.info("step %d/%d  %.2f steps/s (%.1f videos/s)  loss %.4f  ETA %s%s", step, num_steps, rate,
                    rate * batch_size, total, _format_eta((num_steps - step) / max(rate, 1e-9)),
@@ -289,8 +289,7 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
       _attention_health_summaries(test_writer, step, results["attention_health"], "test")
       test_writer.flush()
     results["collapse_warnings"] = trainer.collapse_guard.report()
-    if trainer.collapse_guard.warnings:
-      logging.warning("Attention collapse warnings of this run:\n%s", trainer.collapse_guard.summary())
+    if trainer.collapse_guard.warnings:   # the final summary, after the evaluation table
       print(trainer.collapse_guard.summary(), flush=True)
     if chief:  # rewritten now that the post-processor's bindings (e.g. stpn_detect.*) have been used too
       _write_text_atomic(os.path.join(model_dir, "operative_config.gin"), gin.operative_config_str())

@@ -119,7 +119,8 @@ def test_guard_fires_after_patience_consecutive_reports_only():
   assert (w.network, w.statistic, w.first_step, w.last_step, w.reports, w.where) == (
       "rgb", "share_below_0.05", 50, 70, 3, "training")
   assert "network 'rgb'" in w.message and "98.0% of its segments have attention below 0.05" in w.message
-  assert "When the attention collapses" in w.message and "Known causes" in w.message
+  assert "When the attention collapses" in w.message
+  assert guard.summary() == w.message + "\n" + guard.advice() and "Known causes" in guard.advice()
   assert guard.collapsed_networks() == ["rgb < 0.05"]
   assert guard.update(80, {"rgb": _stats(0.999, mean=0.001), "flow": _stats(0.0)}) == []
   assert len(guard.warnings) == 1 and w.last_step == 80 and w.reports == 4 and w.value == pytest.approx(0.999)
@@ -141,12 +142,12 @@ def test_guard_watches_both_sides_and_the_threshold_is_strict():
 
 def test_guard_final_check_and_disabled_guard():
   result = {"low": 0.05, "high": 0.95, "networks": {
-      "rgb": {"mean": 0.001, "share_below": 1.0, "share_above": 0.0, "num_segments": 100},
+      "rgb": {"mean": 0.001, "share_below": 1.0, "share_above": 0.0, "num_segments": 100, "median_video_auc": 0.25},
       "flow": {"mean": 0.6, "share_below": 0.1, "share_above": 0.3, "num_segments": 100}}}
   guard = ah.CollapseGuard()
   (w,) = guard.final_check(result, step=500)
   assert (w.network, w.where, w.last_step) == ("rgb", "final_evaluation", 500)
-  assert "at the final evaluation" in w.message
+  assert "at the final evaluation (median per-video attention AUC 0.250)" in w.message
   off = ah.CollapseGuard(enabled=False)
   assert off.final_check(result) == [] and off.update(1, {"rgb": _stats(1.0)}) == []
 

@@ -36,7 +36,7 @@ def _tags(model_dir, sub):
   return {v.tag for path in events for e in tf.compat.v1.train.summary_iterator(path) for v in e.summary.value}
 
 
-def test_warning_fires_when_bgm_as_printed_collapses(tiny_dir, tmp_path, caplog):
+def test_warning_fires_when_bgm_as_printed_collapses(tiny_dir, tmp_path, caplog, capsys):
   model_dir = str(tmp_path / "bgm")
   config.parse_gin(["bgm.gin"], ["train_eval.steps_per_loop = 10", "train_eval.checkpoint_every = 1000",
                                  "train_eval.eval_every = 0", "collapse_guard.patience = 3"])
@@ -55,6 +55,8 @@ def test_warning_fires_when_bgm_as_printed_collapses(tiny_dir, tmp_path, caplog)
   assert any("ATTENTION COLLAPSED: rgb < 0.05" in r.getMessage() for r in caplog.records)
   assert any(r.levelno == logging.WARNING and "ATTENTION COLLAPSE: network 'rgb'" in r.getMessage()
              for r in caplog.records)
+  summary = capsys.readouterr().out            # the final summary, after the evaluation table
+  assert rgb["message"] in summary and "Known causes" in summary
   saved = json.load(open(os.path.join(model_dir, "eval_test.json")))
   assert saved["collapse_warnings"] == result["collapse_warnings"]
   assert saved["attention_health"] == result["attention_health"]
