@@ -2,13 +2,14 @@
 attention collapses and stays silent on one whose attention does not; the attention health reaches eval_test.json
 and TensorBoard.
 
-Measured on the tiny preset (GENERATOR_VERSION 2, seed 0), reports every 10 steps:
-* BGM as printed (bgm.gin: lr 1e-4, one video per step, 1/T pooling): rgb attention below 0.05 on 99.3% of the
-  segments at step 80 and 100% from step 90 (mean 0.008 at step 100): the guard fires at step 100; flow goes above
-  0.95 on > 95% of the segments from step 110 and fires at step 130.
-* STPN (stpn.gin, attention width 32, batch 8 x 64 segments): the share of segments below 0.05 stays under 4% and
-  above 0.95 under 1% for 80 steps (with the default width 256 the same run dips to 98.9% below 0.05 at step 50:
-  see BUILD_NOTES.md, "When the attention collapses").
+Measured on the tiny preset (generator v3, seed 0), reports every 10 steps (BUILD_NOTES.md, "When the attention
+collapses"):
+* BGM as printed (bgm.gin: lr 1e-4, one video per step, 1/T pooling): rgb below 0.05 on 98-100% of the segments
+  from step 70, with a relapse (85% at step 110): the guard fires at step 90 and again at step 140. To keep the
+  test short and away from that edge it trains BGM at 10x the paper's learning rate (1e-3, the only change): rgb
+  is below 0.05 on 100% of the segments from step 10 (the guard fires at step 30), flow from step 30.
+* STPN (stpn.gin, attention width 32, batch 8 x 64 segments): at most 2% of the segments below 0.05 and 4% above
+  0.95 over 80 steps.
 """
 
 import glob
@@ -36,16 +37,18 @@ def _tags(model_dir, sub):
   return {v.tag for path in events for e in tf.compat.v1.train.summary_iterator(path) for v in e.summary.value}
 
 
-def test_warning_fires_when_bgm_as_printed_collapses(tiny_dir, tmp_path, caplog, capsys):
+def test_warning_fires_when_bgm_collapses(tiny_dir, tmp_path, caplog, capsys):
   model_dir = str(tmp_path / "bgm")
-  config.parse_gin(["bgm.gin"], ["train_eval.steps_per_loop = 10", "train_eval.checkpoint_every = 1000",
-                                 "train_eval.eval_every = 0", "collapse_guard.patience = 3"])
+  config.parse_gin(["bgm.gin"], ["make_optimizer.learning_rate = 1e-3", "train_eval.steps_per_loop = 10",
+                                 "train_eval.checkpoint_every = 1000", "train_eval.eval_every = 0",
+                                 "collapse_guard.patience = 3"])
   with caplog.at_level(logging.INFO):
-    result = trainer.train_eval(model_dir, tiny_dir, num_steps=120)
-  training = [w for w in result["collapse_warnings"] if w["where"] == "training"]
-  assert [(w["network"], w["statistic"]) for w in training] == [("rgb", "share_below_0.05")], training
-  (rgb,) = training
+    result = trainer.train_eval(model_dir, tiny_dir, num_steps=60)
+  training = {(w["network"], w["statistic"]): w for w in result["collapse_warnings"] if w["where"] == "training"}
+  assert ("rgb", "share_below_0.05") in training, result["collapse_warnings"]
+  rgb = training["rgb", "share_below_0.05"]
   assert rgb["reports"] >= 3 and rgb["value"] > 0.95 and rgb["mean"] < 0.05 and rgb["recovered_at_step"] is None
+  assert rgb["last_step"] == 60 and rgb["first_step"] <= 60 - 20
   assert "network 'rgb'" in rgb["message"] and "When the attention collapses" in rgb["message"]
   # The final evaluation sees it too: the test videos' rgb attention is below 0.05 almost everywhere.
   health = result["attention_health"]["networks"]
