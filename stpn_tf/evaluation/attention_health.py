@@ -171,6 +171,8 @@ class AttentionHealth:
     network's outputs with "attention" [T] over the real segments)."""
     positives = segment_positives(info["num_segments"], info["segments"], feature_rate)
     for network in self.networks:
+      if "attention" not in outputs_by_network.get(network, {}):
+        raise ValueError(f"video {info.get('video_id')}: network {network!r} has no 'attention' output")
       attention = np.asarray(outputs_by_network[network]["attention"]).reshape(-1)
       if attention.size != positives.size:
         raise ValueError(f"video {info.get('video_id')}: network {network!r} gives {attention.size} attention "

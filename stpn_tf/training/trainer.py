@@ -105,7 +105,7 @@ class Trainer:
       self.optimizers[name].apply_gradients(zip(grads, variables))
       for key, value in losses.items():
         logs[f"{name}/loss_{key}"] = tf.nn.compute_average_loss(value, global_batch_size=self.global_batch_size)
-      if name in self.attention_networks:
+      if name in self.attention_networks and "attention" in outputs:
         logs.update(_attention_sums(name, outputs["attention"], batch["mask"], self.collapse_guard.low,
                                     self.collapse_guard.high))
     return logs
@@ -143,6 +143,8 @@ def _attention_statistics(logs: Dict[str, float], networks, guard) -> Dict[str, 
   segments of the last batch) and returns them per network for the collapse guard."""
   out = {}
   for name in networks:
+    if f"{name}/attention_sum" not in logs:   # a network without an "attention" output
+      continue
     out[name] = attention_health.statistics_from_sums(*(logs.pop(f"{name}/attention_{k}") for k in _ATTENTION_SUMS))
     logs[f"{name}/attention_mean"] = out[name]["mean"]
     logs[f"{name}/attention_below_{guard.low:g}"] = out[name]["share_below"]
