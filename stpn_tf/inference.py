@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from stpn_tf.data import pipeline
 from stpn_tf.data import schema
+from stpn_tf.evaluation import attention_health
 from stpn_tf.evaluation import classification
 from stpn_tf.evaluation import detection
 from stpn_tf.evaluation import io as eval_io
@@ -100,19 +101,28 @@ def predictions_frame(detections_by_video, class_names) -> pd.DataFrame:
 def evaluate_split(task, models, data_dir: str, split: str = "test", model_dir: Optional[str] = None,
                    predictions_out: Optional[str] = None, tiou_thresholds=THUMOS14_TIOU,
                    holdout: Optional[pipeline.Holdout] = None, verbose: bool = True,
-                   video_callback: Optional[Callable] = None) -> Dict:
+                   video_callback: Optional[Callable] = None,
+                   attention_thresholds: Optional[Tuple[float, float]] = None,
+                   collapse_guard: Optional[attention_health.CollapseGuard] = None) -> Dict:
   """Localizes every video of a split, writes the detections (ActivityNet JSON) and scores them.
 
   Returns a dict with the detection mAP per IoU, its averages and the video-level classification mAP; also
   writes them to model_dir/eval_<split>.json when model_dir is given. video_callback, when given, is called for
   every video as video_callback(info, outputs, detections, probabilities) with what `predict_videos` yields, the
   video's Detections and its video-level probabilities [C] (e.g. `visualization.report.ReportCollector`).
+  The result's "attention_health" holds each network's attention statistics (evaluation/attention_health.py) with
+  attention_thresholds (low, high), by default the collapse_guard's or (0.05, 0.95); with a collapse_guard,
+  "collapse_warnings" holds its warnings, including those of this evaluation.
   """
   manifest = schema.read_manifest(data_dir)
   start = time.time()
   infos, detections, scores, labels = [], {}, [], []
+  low, high = attention_thresholds or ((collapse_guard.low, collapse_guard.high) if collapse_guard else
+                                       (attention_health.LOW, attention_health.HIGH))
+  health = attention_health.AttentionHealth(attention_health.attention_networks(task), low, high)
   for info, outputs in predict_videos(task, models, data_dir, split, holdout=holdout):
     infos.append(info)
+    health.update_video(info, outputs, manifest.feature_rate)
     detections[info["video_id"]] = task.detect(outputs, manifest.feature_rate)
     scores.append(task.video_probabilities(outputs))
     labels.append(info["labels"])
@@ -124,6 +134,10 @@ def evaluate_split(task, models, data_dir: str, split: str = "test", model_dir: 
   result = scored.to_dict()
   result["classification_mAP"] = classification.classification_map(np.stack(scores), np.stack(labels)).mAP
   result["num_videos"] = len(infos)
+  result["attention_health"] = health.result()
+  if collapse_guard is not None:
+    collapse_guard.final_check(result["attention_health"])
+    result["collapse_warnings"] = collapse_guard.report()
   predictions_out = predictions_out or (os.path.join(model_dir, f"predictions_{split}.json") if model_dir else None)
   if predictions_out:
     eval_io.write_predictions_json(
@@ -132,6 +146,8 @@ def evaluate_split(task, models, data_dir: str, split: str = "test", model_dir: 
     eval_io.write_json_atomic(os.path.join(model_dir, f"eval_{split}.json"), result, indent=1)
   table = scored.format_table(f"Localization on {split}") + \
       f"\nvideo-level classification mAP: {100 * result['classification_mAP']:.2f}"
+  if health.networks:
+    table += "\n" + attention_health.format_result(result["attention_health"])
   logging.info("Evaluated %d videos in %.1f s", len(infos), time.time() - start)
   if verbose:
     print(table, flush=True)

@@ -3,6 +3,7 @@
 * `detection`: ActivityNet-protocol temporal detection mAP (`DetectionEvaluator`, `compute_detection_ap`,
   `score_files`).
 * `classification`: video-level classification mAP.
+* `attention_health`: per-network attention statistics, the per-video attention AUC and the collapse guard.
 * `io`: ActivityNet-format JSON loading/writing (`load_ground_truth`, `load_predictions`,
   `write_predictions_json`).
 """

@@ -17,10 +17,14 @@ import tensorflow as tf
 
 from stpn_tf.data import pipeline
 from stpn_tf.data import schema
-from stpn_tf.layers import masking
+from stpn_tf.evaluation import attention_health
 from stpn_tf.training import distribute
 
 RUN_INFO = "run_info.json"
+# The NumPy collapse guard stays free of gin; its arguments are bound here as `collapse_guard.<arg>` (patience,
+# low, high, max_share, enabled).
+collapse_guard = gin.external_configurable(attention_health.CollapseGuard, "collapse_guard")
+_ATTENTION_SUMS = ("sum", "below", "above", "count")
 
 
 class ModelDirError(ValueError):
@@ -74,6 +78,9 @@ class Trainer:
       for name, model in self.models.items():
         self.optimizers[name].build(model.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    self.collapse_guard = collapse_guard()
+    self.attention_networks = attention_health.attention_networks(task)
+    self.last_attention_statistics = {}   # {network: {mean, share_below, share_above}} of the latest batch
     self._replica_step = tf.function(self._replica_step_fn, jit_compile=jit_compile)
     self._train_step = tf.function(self._distributed_step)
 
@@ -98,13 +105,9 @@ class Trainer:
       self.optimizers[name].apply_gradients(zip(grads, variables))
       for key, value in losses.items():
         logs[f"{name}/loss_{key}"] = tf.nn.compute_average_loss(value, global_batch_size=self.global_batch_size)
-      if "attention" in outputs:
-        att = outputs["attention"]
-        mask = batch["mask"]
-        logs[f"{name}/attention_mean"] = tf.nn.compute_average_loss(
-            masking.masked_mean(att, mask), global_batch_size=self.global_batch_size)
-        logs[f"{name}/attention_below_0.1"] = tf.nn.compute_average_loss(
-            masking.masked_mean(tf.cast(att < 0.1, tf.float32), mask), global_batch_size=self.global_batch_size)
+      if name in self.attention_networks and "attention" in outputs:
+        logs.update(_attention_sums(name, outputs["attention"], batch["mask"], self.collapse_guard.low,
+                                    self.collapse_guard.high))
     return logs
 
   def _distributed_step(self, iterator, num_steps):
@@ -120,7 +123,33 @@ class Trainer:
 
   def train_steps(self, iterator, num_steps: int) -> Dict[str, float]:
     logs = self._train_step(iterator, tf.constant(num_steps, tf.int64))
-    return {k: float(v) for k, v in logs.items()}
+    logs = {k: float(v) for k, v in logs.items()}
+    self.last_attention_statistics = _attention_statistics(logs, self.attention_networks, self.collapse_guard)
+    return logs
+
+
+def _attention_sums(name: str, attention, mask, low: float, high: float) -> Dict[str, tf.Tensor]:
+  """Sums over the real segments of the replica's batch: attention, segments below low / above high, segments.
+  The step sums them over replicas; `_attention_statistics` divides (a few reductions of [B, T]: cheap)."""
+  attention = tf.cast(attention, tf.float32)
+  mask = tf.cast(mask, tf.float32)
+  sums = (tf.reduce_sum(attention * mask), tf.reduce_sum(tf.cast(attention < low, tf.float32) * mask),
+          tf.reduce_sum(tf.cast(attention > high, tf.float32) * mask), tf.reduce_sum(mask))
+  return {f"{name}/attention_{key}": value for key, value in zip(_ATTENTION_SUMS, sums)}
+
+
+def _attention_statistics(logs: Dict[str, float], networks, guard) -> Dict[str, Dict[str, float]]:
+  """Replaces the attention sums in logs by {network}/attention_mean, _below_<low>, _above_<high> (over the real
+  segments of the last batch) and returns them per network for the collapse guard."""
+  out = {}
+  for name in networks:
+    if f"{name}/attention_sum" not in logs:   # a network without an "attention" output
+      continue
+    out[name] = attention_health.statistics_from_sums(*(logs.pop(f"{name}/attention_{k}") for k in _ATTENTION_SUMS))
+    logs[f"{name}/attention_mean"] = out[name]["mean"]
+    logs[f"{name}/attention_below_{guard.low:g}"] = out[name]["share_below"]
+    logs[f"{name}/attention_above_{guard.high:g}"] = out[name]["share_above"]
+  return out
 
 
 def _format_eta(seconds: float) -> str:
@@ -238,20 +267,32 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
           tf.summary.scalar(key, value)
       rate = (step - start_step) / max(time.time() - start_time, 1e-9)
       total = sum(v for k, v in logs.items() if k.endswith("/loss_total"))
-      logging.info("step %d/%d  %.2f steps/s (%.1f videos/s)  loss %.4f  ETA %s", step, num_steps, rate,
-                   rate * batch_size, total, _format_eta((num_steps - step) / max(rate, 1e-9)))
+      for warning in trainer.collapse_guard.update(step, trainer.last_attention_statistics):
+        logging.warning("step %d: %s\n%s", step, warning.message, trainer.collapse_guard.advice())
+      collapsed = trainer.collapse_guard.collapsed_networks()
+      logging.info("step %d/%d  %.2f steps/s (%.1f videos/s)  loss %.4f  ETA %s%s", step, num_steps, rate,
+                   rate * batch_size, total, _format_eta((num_steps - step) / max(rate, 1e-9)),
+                   f"  ATTENTION COLLAPSED: {', '.join(collapsed)}" if collapsed else "")
       if step % checkpoint_every == 0 or step == num_steps:
         manager.save(checkpoint_number=step)
         if chief and (step == checkpoint_every or start_step == 0 and step <= checkpoint_every):
           _write_text_atomic(os.path.join(model_dir, "operative_config.gin"), gin.operative_config_str())
       if chief and holdout and eval_every and (step % eval_every == 0 or step == num_steps):
-        _evaluate_validation(task, trainer.models, data_dir, holdout, eval_writer, step)
+        _evaluate_validation(task, trainer.models, data_dir, holdout, eval_writer, step,
+                             (trainer.collapse_guard.low, trainer.collapse_guard.high))
     writer.flush()
     results = {"step": step}
     if chief and final_evaluation and "test" in manifest.splits:
       # Reported, never used to choose anything: the last checkpoint is the result.
       results.update(inference.evaluate_split(task, trainer.models, data_dir, "test", model_dir=model_dir,
-                                              tiou_thresholds=tuple(eval_tiou_thresholds)))
+                                              tiou_thresholds=tuple(eval_tiou_thresholds),
+                                              collapse_guard=trainer.collapse_guard))
+      test_writer = tf.summary.create_file_writer(os.path.join(model_dir, "test"))
+      _attention_health_summaries(test_writer, step, results["attention_health"], "test")
+      test_writer.flush()
+    results["collapse_warnings"] = trainer.collapse_guard.report()
+    if trainer.collapse_guard.warnings:   # the final summary, after the evaluation table
+      print(trainer.collapse_guard.summary(), flush=True)
     if chief:  # rewritten now that the post-processor's bindings (e.g. stpn_detect.*) have been used too
       _write_text_atomic(os.path.join(model_dir, "operative_config.gin"), gin.operative_config_str())
     return results
@@ -286,11 +327,14 @@ def _write_text_atomic(path: str, text: str) -> None:
   tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
-def _evaluate_validation(task, models, data_dir: str, holdout: pipeline.Holdout, writer, step: int) -> Dict:
-  """Classification and detection mAP of the held-out training videos, to TensorBoard (monitoring only)."""
+def _evaluate_validation(task, models, data_dir: str, holdout: pipeline.Holdout, writer, step: int,
+                         attention_thresholds=None) -> Dict:
+  """Classification and detection mAP and the attention health of the held-out training videos, to TensorBoard
+  (monitoring only)."""
   from stpn_tf import inference  # pylint: disable=import-outside-toplevel
   try:
-    metrics = inference.evaluate_split(task, models, data_dir, "train", holdout=holdout, verbose=False)
+    metrics = inference.evaluate_split(task, models, data_dir, "train", holdout=holdout, verbose=False,
+                                       attention_thresholds=attention_thresholds)
   except ValueError as e:  # e.g. no held-out video has an annotated instance
     logging.warning("step %d: validation evaluation skipped: %s", step, e)
     return {}
@@ -299,10 +343,25 @@ def _evaluate_validation(task, models, data_dir: str, holdout: pipeline.Holdout,
     for key, value in metrics.items():
       if key.startswith("average_mAP") and isinstance(value, float):
         tf.summary.scalar(f"validation/detection_{key}", value)
+  _attention_health_summaries(writer, step, metrics["attention_health"], "validation")
+  aucs = ", ".join(f"{n} {v['median_video_auc']:.3f}" for n, v in metrics["attention_health"]["networks"].items()
+                   if v["median_video_auc"] is not None)
   logging.info("step %d: validation (%d held-out training videos): classification mAP %.4f, detection avg mAP "
-               "%.4f", step, metrics["num_videos"], metrics["classification_mAP"], metrics.get("average_mAP", 0.0))
+               "%.4f%s", step, metrics["num_videos"], metrics["classification_mAP"], metrics.get("average_mAP", 0.0),
+               f", median attention AUC {aucs}" if aucs else "")
   _validation_images(task, models, data_dir, holdout, writer, step)
   return metrics
+
+
+def _attention_health_summaries(writer, step: int, health: Dict, prefix: str) -> None:
+  """An evaluation's attention health (attention_health.AttentionHealth.result()) as TensorBoard scalars."""
+  names = {"mean": "attention_mean", "share_below": f"attention_below_{health['low']:g}",
+           "share_above": f"attention_above_{health['high']:g}", "median_video_auc": "attention_median_video_auc"}
+  with writer.as_default(step=step):
+    for network, values in health["networks"].items():
+      for key, tag in names.items():
+        if values[key] is not None:
+          tf.summary.scalar(f"{prefix}/{network}/{tag}", values[key])
 
 
 @gin.configurable("validation_images", denylist=["task", "models", "data_dir", "holdout", "writer", "step"])

@@ -1,5 +1,6 @@
 """AUMN (stpn_tf/models/aumn.py): every equation on tiny inputs, masking, ablations, serialization, learning."""
 
+import json
 import os
 import time
 
@@ -302,6 +303,8 @@ def test_train_and_evaluate_through_main(tmp_path):
   for name in ("eval_test.json", "predictions_test.json", "operative_config.gin"):
     assert os.path.exists(model_dir / name), name
   assert "AUMN.sparsity_weights" in (model_dir / "operative_config.gin").read_text()
+  health = json.loads((model_dir / "eval_test.json").read_text())["attention_health"]["networks"]
+  assert set(health) == {"rgb", "flow"} and health["rgb"]["num_segments"] > 0
   task, models = inference.restore_models(str(model_dir), str(data_dir))
   assert isinstance(task, aumn.AUMN) and set(models) == {"rgb", "flow"}
 

@@ -44,7 +44,8 @@ def test_mirrored_two_cpus_equals_one_device(tmp_path):
   a, b = _load(tmp_path / "s.npz"), _load(tmp_path / "m.npz")
   _assert_same(a, b)
   # The comparison means something: training moved the weights away from their (shared) initial values.
-  assert any(not np.allclose(a[k], a[f"init/{k}"]) for k in a if not k.startswith("init/"))
+  assert any(not np.allclose(a[k], a[f"init/{k}"]) for k in a if not k.startswith(("init/", "attention/")))
+  assert {"attention/rgb/mean", "attention/rgb/share_below"} <= a.keys()
 
 
 def test_checkpoint_restores_across_strategies(tmp_path):

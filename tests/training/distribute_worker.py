@@ -45,6 +45,9 @@ def _train(strategy, num_steps, global_batch, trainer=None):
   iterator = iter(strategy.experimental_distribute_dataset(data))
   trainer.train_steps(iterator, num_steps)
   final = {f"{name}/{i}": w for name, model in trainer.models.items() for i, w in enumerate(model.get_weights())}
+  # The last batch's attention statistics, summed over the replicas' segments (compared across strategies too).
+  final.update({f"attention/{name}/{key}": np.array(value) for name, stats in
+                trainer.last_attention_statistics.items() for key, value in stats.items()})
   return dict(initial, **final)
 
 
