@@ -19,6 +19,7 @@ from stpn_tf.evaluation import attention_health
 from stpn_tf.evaluation import classification
 from stpn_tf.evaluation import detection
 from stpn_tf.evaluation import io as eval_io
+from stpn_tf.training import precision
 
 THUMOS14_TIOU = detection.THUMOS14_TIOU_THRESHOLDS
 # Model outputs that are per video ([B, ...]); every other output has time on axis 1 ([B, T, ...]). A task with
@@ -39,8 +40,8 @@ def _predict_fns(models):
       dim = model.inputs[0].shape[-1] if isinstance(model.inputs, list) else None
       spec = {"features": tf.TensorSpec([None, None, dim], tf.float32), "mask": tf.TensorSpec([None, None])}
 
-      def forward(inputs, model=model):
-        return model(inputs, training=False)
+      def forward(inputs, model=model):   # float32 outputs whatever the model's mixed-precision policy
+        return precision.to_float32(model(inputs, training=False))
 
       fn = tf.function(forward, input_signature=[spec]) if dim else tf.function(forward)
       object.__setattr__(model, _PREDICT_FN_ATTR, fn)   # not tracked by Keras (not a layer or variable)

@@ -5,6 +5,14 @@ r"""Speed, memory and scale benchmarks, each figure beside this machine's own ce
 Every benchmark runs in its own child process (so `peak_rss_mb` is its own), on THUMOS14-like data generated in
 a temporary directory, and reports the median of several repetitions after a warm-up. OUT.json:
   {"machine": {...}, "results": {NAME: {"value", "unit", "min", "max", "peak_rss_mb", ...}}}
+
+Training figures (`train_<model>[_c<C>][_authors][_bf16]`): videos/s end to end (input pipeline included) and of
+the step alone (batches held in memory), each as a fraction of a ceiling measured in the same process just before
+and after, a float32 matmul at the model's dominant layer shape, from the FLOPs the compiled step really runs
+(`graph_flops`); also as a fraction of the run's large square matmul (`matmul_gflops`). "machine" holds the CPU
+model, the date, the commit and the load average at the start and end: on a shared machine the fractions hold
+within one run only. The full table (a quiet machine, ~30-40 min):
+  python tools/benchmark.py --output_json=/tmp/bench.json
 """
 
 import json
@@ -61,21 +69,16 @@ def _random_dataset(path, num_videos, length, num_classes=20, dim=1024, seed=0):
 
 
 def bench_matmul_gflops(sizes):
-  """float32 matmul throughput at the shape of a dense layer over a batch of segments: the ceiling."""
-  import tensorflow as tf
-  m = 32 * 400 if not _QUICK.value else 2048
-  a = tf.random.uniform((m, 1024))
-  b = tf.random.uniform((1024, 256))
-  f = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
-  f(a, b).numpy()
-  n = 20 if not _QUICK.value else 3
-  rates = []
-  for _ in range(sizes["reps"]):
-    start = time.perf_counter()
-    for _ in range(n):
-      f(a, b).numpy()
-    rates.append(n * 2 * m * 1024 * 256 / (time.perf_counter() - start) / 1e9)
-  return _stats(rates, "GFLOP/s", shape=[m, 1024, 256])
+  """The machine's ceiling: a large square float32 matmul (4096^3; --quick: 1024^3), with the bfloat16 one and
+  STPN's dense-layer shape beside it. Each training benchmark also measures its own layer shape in its process."""
+  del sizes
+  n = 4096 if not _QUICK.value else 1024
+  seconds = 2.0 if not _QUICK.value else 0.3
+  square = matmul_rate(n, n, n, seconds)
+  return dict(value=square, unit="GFLOP/s", min=square, max=square, shape=[n, n, n],
+              square_bf16_gflops=matmul_rate(n, n, n, seconds, dtype="bfloat16"),
+              stpn_layer_gflops=matmul_rate(32 * 400 if not _QUICK.value else 2048, 1024, 256, seconds),
+              stpn_layer_shape=[32 * 400 if not _QUICK.value else 2048, 1024, 256])
 
 
 def bench_input_pipeline(sizes):
@@ -84,8 +87,8 @@ def bench_input_pipeline(sizes):
   out = {}
   with tempfile.TemporaryDirectory() as tmp:
     data = _random_dataset(os.path.join(tmp, "data"), sizes["videos"], sizes["length"])
-    for streams in (("rgb",), ("rgb", "flow")):
-      ds = pipeline.make_train_dataset(data, batch_size=32, streams=streams, seed=0)
+    for streams, cache in ((("rgb",), False), (("rgb", "flow"), False), (("rgb", "flow"), True)):
+      ds = pipeline.make_train_dataset(data, batch_size=32, streams=streams, seed=0, cache_decoded=cache)
       it = iter(ds)
       for _ in range(3):
         next(it)
@@ -95,19 +98,20 @@ def bench_input_pipeline(sizes):
         for _ in range(sizes["steps"]):
           next(it)
         rates.append(sizes["steps"] * 32 / (time.perf_counter() - start))
-      out["+".join(streams)] = _stats(rates, "videos/s")
-  return dict(out["rgb"], both_streams_videos_per_s=out["rgb+flow"]["value"], segments_per_video=sizes["length"])
+      out["+".join(streams) + ("_cached" if cache else "")] = _stats(rates, "videos/s")
+  return dict(out["rgb"], both_streams_videos_per_s=out["rgb+flow"]["value"],
+              both_streams_cached_videos_per_s=out["rgb+flow_cached"]["value"], segments_per_video=sizes["length"])
 
 
-def _task_and_trainer(model, data_dir, quick):
-  """The model's task and a Trainer as its gin file configures them (batch size, XLA or not)."""
+def _task_and_trainer(model, data_dir, quick, bindings=(), precision="float32"):
+  """The model's task and a Trainer as its gin file configures them (batch size, XLA or not), plus `bindings`."""
   import gin
   import tensorflow as tf
   from stpn_tf import config
   from stpn_tf.data import schema
   from stpn_tf.training import trainer
   gin.clear_config()
-  config.parse_gin([MODEL_GIN[model]], [], finalize=False)
+  config.parse_gin([MODEL_GIN[model]], list(bindings), finalize=False)
   task = gin.query_parameter("train_eval.task").scoped_configurable_fn()
   batch = gin.query_parameter("train_eval.batch_size")
   try:
@@ -115,23 +119,50 @@ def _task_and_trainer(model, data_dir, quick):
   except ValueError:   # not bound: train_eval's default
     jit_compile = True
   manifest = schema.read_manifest(data_dir)
-  return task, trainer.Trainer(task, manifest, tf.distribute.get_strategy(), batch, jit_compile=jit_compile), batch
+  return task, trainer.Trainer(task, manifest, tf.distribute.get_strategy(), batch, jit_compile=jit_compile,
+                               precision=precision), batch
+
+
+def graph_flops(graph) -> int:
+  """FLOPs of the ops a function graph really runs: those its outputs (and control outputs) depend on.
+
+  A gradient function computes every input's gradient, e.g. a first layer's gradient with respect to the raw
+  features, which nothing uses; Grappler and XLA prune those before running the step, so counting every op of
+  the traced graph (tf.compat.v1.profiler on the whole graph) overcounts (HAM-Net: 7.69 counted vs 5.33 GFLOP
+  per video run). Here only the ops reachable backwards from the outputs are summed, each with TensorFlow's
+  registered FLOP statistics (MatMul, Conv2D and its backprops, BatchMatMul, elementwise ops; 0 if none).
+  """
+  from tensorflow.python.framework import ops as tf_ops  # pylint: disable=import-outside-toplevel
+  pending = [t.op for t in graph.outputs] + list(graph.control_outputs)
+  seen = set()
+  total = 0
+  while pending:
+    op = pending.pop()
+    if op.name in seen:
+      continue
+    seen.add(op.name)
+    try:
+      stats = tf_ops.get_stats_for_node_def(graph, op.node_def, "flops")
+      total += int(stats.value or 0)
+    except ValueError:   # shapes unknown: not counted
+      pass
+    pending.extend(t.op for t in op.inputs)
+    pending.extend(op.control_inputs)
+  return total
 
 
 def flops_per_video(task, models, batch, num_segments, num_classes=20, dim=1024):
-  """FLOPs of one training step per video, counted by TensorFlow's graph profiler on the step's own graph
-  (forward, loss and gradients of every network, at batch x num_segments), divided by the batch size.
+  """FLOPs of one training step per video (forward, loss and the gradients of every network's variables, at
+  batch x num_segments), from the ops the step graph really runs (`graph_flops`), divided by the batch size.
 
-  The profiler counts every op with registered FLOP statistics (MatMul, Conv2D, BatchMatMul, elementwise ops), so
   AUMN's per-template value encoder (applied to K templates, not T segments) and HAM-Net's input gradients of
-  inner layers are counted as they are computed, which a parameter-count estimate gets wrong.
+  inner layers are counted as they are computed, which a parameter-count estimate gets wrong; the first layers'
+  unused input gradients are not.
   """
   import tensorflow as tf
   spec = {s: tf.TensorSpec([batch, num_segments, dim], tf.float32) for s in task.streams}
   spec.update(mask=tf.TensorSpec([batch, num_segments], tf.float32),
               labels=tf.TensorSpec([batch, num_classes], tf.float32))
-  options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-  options["output"] = "none"
   total = 0
   for name, model in models.items():
 
@@ -139,50 +170,107 @@ def flops_per_video(task, models, batch, num_segments, num_classes=20, dim=1024)
       with tf.GradientTape() as tape:
         outputs = model(task.network_inputs(name, inputs), training=True)
         loss = tf.reduce_sum(task.losses(name, outputs, inputs)["total"])
-      return tape.gradient(loss, model.trainable_variables)
+      return loss, tape.gradient(loss, model.trainable_variables)   # the step returns its losses too
 
-    graph = tf.function(step).get_concrete_function(spec).graph
-    total += tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+    total += graph_flops(tf.function(step).get_concrete_function(spec).graph)
   return total / batch
 
 
-def bench_train(model, sizes, num_classes=20):
-  """Training videos/s through the real input pipeline, the same step on batches held in memory (the model's
-  compute alone), and the share of the matmul ceiling each reaches (from the step graph's own FLOP count)."""
+def matmul_rate(m, k, n, seconds=1.0, dtype="float32"):
+  """Median GFLOP/s of a compiled [m, k] x [k, n] matmul (a dense layer's shape; a temporal convolution of
+  kernel size w over D channels is m = B*T, k = w*D), over 3 timed windows of ~`seconds` each."""
+  import tensorflow as tf
+  a = tf.cast(tf.random.uniform((m, k)), dtype)
+  b = tf.cast(tf.random.uniform((k, n)), dtype)
+  f = tf.function(lambda a, b: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32)))
+  f(a, b).numpy()
+  start = time.perf_counter()
+  f(a, b).numpy()
+  reps = max(1, int(seconds / max(time.perf_counter() - start, 1e-6)))
+  rates = []
+  for _ in range(3):
+    start = time.perf_counter()
+    for _ in range(reps):
+      f(a, b).numpy()
+    rates.append(reps * 2 * m * k * n / (time.perf_counter() - start) / 1e9)
+  return sorted(rates)[1]
+
+
+def dominant_shape(model, task, batch, segments, dim=1024):
+  """The (m, k, n) matmul of the model's largest layer at this batch: what its step's ceiling is measured at."""
+  kw = getattr(task, "model_kwargs", {})
+  if model == "hamnet":
+    return (batch * segments, 3 * len(task.streams) * dim, int(kw["classifier_units"][0]))
+  if model == "aumn":
+    return (batch * segments, int(kw.get("embedding_kernel_size", 3)) * dim, int(kw.get("embedding_dim", 512)))
+  return (batch * segments, dim, int(kw.get("hidden_units", 256)))   # STPN, BGM: the attention's first FC
+
+
+# HAM-Net at the authors' code's widths (issue 20): 2048/2048, attention 512, batch 20 x 500 segments x 2048.
+AUTHORS_WIDTHS = ("HAMNet.classifier_units = (2048, 2048)", "HAMNet.attention_units = 512", "train_eval.batch_size = 20")
+PRECISION_SUFFIX = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
+def _rate(trainer, iterator, batch, sizes):
+  rates = []
+  for _ in range(sizes["reps"]):
+    start = time.perf_counter()
+    trainer.train_steps(iterator, sizes["steps"])
+    rates.append(sizes["steps"] * batch / (time.perf_counter() - start))
+  return rates
+
+
+def bench_train(model, sizes, num_classes=20, authors=False, precision="float32"):
+  """Training videos/s end to end (through the real input pipeline, the decoded split cached in memory as
+  train_eval does by default) and of the step alone (the same compiled step on 4 batches held in memory), each
+  as a fraction of the ceiling measured in this process, just before and after, at the model's dominant layer
+  shape (`dominant_shape`), from the FLOPs the step graph really runs (`flops_per_video`)."""
   import gin
+  import numpy as np
   import tensorflow as tf
   from stpn_tf.data import pipeline
+  bindings = AUTHORS_WIDTHS if authors else ()
   with tempfile.TemporaryDirectory() as tmp:
     data = _random_dataset(os.path.join(tmp, "data"), sizes["videos"], sizes["length"], num_classes=num_classes)
-    task, trainer, batch = _task_and_trainer(model, data, _QUICK.value)
-    ds = pipeline.make_train_dataset(data, batch_size=batch, streams=task.streams, seed=0)
-    first = next(iter(ds))
+    task, trainer, batch = _task_and_trainer(model, data, _QUICK.value, bindings, precision)
     sampler = gin.query_parameter("make_train_dataset.sampler") if _bound("make_train_dataset.sampler") else None
     all_segments = sampler is not None and "AllSegments" in str(sampler)
-    # Variable-length batches (all segments of a video): FLOPs at the mean video length.
-    segments = sizes["length"] if all_segments else int(first["mask"].shape[1])
+    ds = pipeline.make_train_dataset(data, batch_size=batch, streams=task.streams, seed=0, cache_decoded=True)
+    memory_ds = ds.take(4).cache().repeat()
+    widths = [int(b["mask"].shape[1]) for b in memory_ds.take(4)]
+    # Variable-length (bucketed) batches: FLOPs at the mean padded length, what the step really computes.
+    segments = int(round(np.mean(widths)))
+    shape = dominant_shape(model, task, batch, segments)
+    ceiling_before = matmul_rate(*shape)
     it = iter(ds)
     trainer.train_steps(it, 2)
-    rates = []
-    for _ in range(sizes["reps"]):
-      start = time.perf_counter()
-      trainer.train_steps(it, sizes["steps"])
-      rates.append(sizes["steps"] * batch / (time.perf_counter() - start))
-    # The same step on one batch held in memory: no input pipeline sharing the cores.
-    step_rates = []
-    if not all_segments:
-      memory = iter(tf.data.Dataset.from_tensors(first).repeat())
-      trainer.train_steps(memory, 2)
-      for _ in range(sizes["reps"]):
-        start = time.perf_counter()
-        trainer.train_steps(memory, sizes["steps"])
-        step_rates.append(sizes["steps"] * batch / (time.perf_counter() - start))
+    rates = _rate(trainer, it, batch, sizes)
+    memory = iter(memory_ds)
+    trainer.train_steps(memory, 6)     # compiles every bucket of the 4 batches
+    step_rates = _rate(trainer, memory, batch, sizes)
+    uncached = []
+    if model == "stpn":                # the decode-once cache's effect (issue 20 item 2)
+      it = iter(pipeline.make_train_dataset(data, batch_size=batch, streams=task.streams, seed=0))
+      trainer.train_steps(it, 2)
+      uncached = _rate(trainer, it, batch, sizes)
+    ceiling_after = matmul_rate(*shape)
+    ceiling_bf16 = matmul_rate(*shape, dtype="bfloat16") if precision == "mixed_bfloat16" else None
     flops = flops_per_video(task, trainer.models, batch, segments, num_classes=num_classes)
     gin.clear_config()
+  ceiling = (ceiling_before + ceiling_after) / 2
+  ceiling_videos = ceiling * 1e9 / flops
+  median = lambda v: sorted(v)[len(v) // 2]
   extra = dict(flops_per_video=flops, segments=segments, num_classes=num_classes, batch_size=batch,
-               jit_compile=trainer.jit_compile, all_segments=all_segments)
-  if step_rates:
-    extra["step_only_videos_per_s"] = sorted(step_rates)[len(step_rates) // 2]
+               jit_compile=trainer.jit_compile, all_segments=all_segments, precision=precision, authors=authors,
+               ceiling_shape=list(shape), ceiling_gflops=ceiling, ceiling_gflops_before=ceiling_before,
+               ceiling_gflops_after=ceiling_after, ceiling_videos_per_s=ceiling_videos,
+               fraction_of_ceiling=median(rates) / ceiling_videos,
+               step_only_videos_per_s=median(step_rates), step_only_min=min(step_rates),
+               step_only_max=max(step_rates), step_only_fraction_of_ceiling=median(step_rates) / ceiling_videos)
+  if ceiling_bf16:
+    extra["ceiling_gflops_bf16"] = ceiling_bf16
+  if uncached:
+    extra["uncached_videos_per_s"] = median(uncached)
   return _stats(rates, "videos/s", **extra)
 
 
@@ -311,9 +399,12 @@ def _run_child(name):
   sizes = _sizes(_QUICK.value)
   if name.startswith("export_latency_"):
     result = bench_export_latency(sizes, model=name[len("export_latency_"):])
-  elif name.startswith("train_"):
-    model, _, classes = name[len("train_"):].partition("_c")   # train_<model>[_c<number of classes>]
-    result = bench_train(model, sizes, num_classes=int(classes or 20))
+  elif name.startswith("train_"):   # train_<model>[_c<number of classes>][_authors][_bf16|_fp16]
+    model, *options = name[len("train_"):].split("_")
+    classes = [int(o[1:]) for o in options if o.startswith("c") and o[1:].isdigit()]
+    precision = [PRECISION_SUFFIX[o] for o in options if o in PRECISION_SUFFIX]
+    result = bench_train(model, sizes, num_classes=(classes or [20])[0], authors="authors" in options,
+                         precision=(precision or ["float32"])[0])
   else:
     result = BENCHMARKS[name](sizes)
   result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -323,9 +414,20 @@ def _run_child(name):
 def _machine():
   import numpy as np
   return dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
-              cpus=os.cpu_count(), python=platform.python_version(), numpy=np.__version__,
-              date=time.strftime("%Y-%m-%d %H:%M:%S"), commit=_commit(),
+              cpu_model=_cpu_model(), cpus=os.cpu_count(), python=platform.python_version(), numpy=np.__version__,
+              date=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), commit=_commit(),
               load_average_at_start=list(os.getloadavg()))
+
+
+def _cpu_model():
+  try:
+    with open("/proc/cpuinfo") as f:
+      names = [l.split(":", 1)[1].strip() for l in f if l.startswith("model name")]
+      f.seek(0)
+      bf16 = "avx512_bf16" in f.read()
+    return f"{names[0] if names else platform.processor()}{' (AVX-512 BF16)' if bf16 else ''}"
+  except OSError:
+    return platform.processor()
 
 
 def _commit():
@@ -344,13 +446,19 @@ def main(argv):
   models = _available_models()
   # AUMN at ActivityNet's C = 200 too: its value encoder and classifiers grow with C (issue: memory at C = 200).
   names = list(BENCHMARKS) + [f"train_{m}" for m in models] + (["train_aumn_c200"] if "aumn" in models else [])
+  names += [f"train_{m}_bf16" for m in models]
+  if "hamnet" in models:   # the authors' widths: minutes per benchmark (--quick: only with --only)
+    names += ["train_hamnet_authors", "train_hamnet_authors_bf16"]
   names += [f"export_latency_{m}" for m in models if m != "stpn"]   # `export_latency` is STPN's
   if _ONLY.value:
     unknown = set(_ONLY.value) - set(names)
     if unknown:
       raise app.UsageError(f"unknown benchmarks {sorted(unknown)}; choose from {names}")
     names = [n for n in names if n in _ONLY.value]
+  elif _QUICK.value:
+    names = [n for n in names if "_authors" not in n]
   results = {}
+  load_at_start = list(os.getloadavg())
   for name in names:
     start = time.time()
     cmd = [sys.executable, os.path.abspath(__file__), f"--child={name}"] + (["--quick"] if _QUICK.value else [])
@@ -362,14 +470,16 @@ def main(argv):
       results[name] = json.loads(lines[-1][len("BENCHMARK_RESULT "):])
     print(f"{name:<18} {results[name]['value']!s:>12.12} {results[name]['unit']:<12} "
           f"({time.time() - start:.0f} s)", flush=True)
-  report = {"machine": _machine(), "results": results}
-  ceiling = (results.get("matmul_gflops") or {}).get("value")
-  for name, r in results.items():
-    if name.startswith("train_") and ceiling and r.get("flops_per_video") and r.get("value"):
-      r["ceiling_videos_per_s"] = ceiling * 1e9 / r["flops_per_video"]
-      r["fraction_of_ceiling"] = r["value"] / r["ceiling_videos_per_s"]
-      if r.get("step_only_videos_per_s"):
-        r["step_only_fraction_of_ceiling"] = r["step_only_videos_per_s"] / r["ceiling_videos_per_s"]
+  report = {"machine": dict(_machine(), load_average_at_start=load_at_start,
+                            load_average_at_end=list(os.getloadavg())), "results": results}
+  square = (results.get("matmul_gflops") or {}).get("value")
+  for name, r in results.items():   # beside the in-process layer-shape ceiling: the run's square-matmul one
+    if name.startswith("train_") and square and r.get("flops_per_video") and r.get("value"):
+      r["fraction_of_square_ceiling"] = r["value"] * r["flops_per_video"] / (square * 1e9)
+      r["step_only_fraction_of_square_ceiling"] = r["step_only_videos_per_s"] * r["flops_per_video"] / (square * 1e9)
+    base = results.get(name[:-len("_bf16")]) if name.endswith("_bf16") else None
+    if base and base.get("step_only_videos_per_s") and r.get("step_only_videos_per_s"):
+      r["step_only_speedup_over_float32"] = r["step_only_videos_per_s"] / base["step_only_videos_per_s"]
   print(_table(report))
   if _OUTPUT_JSON.value:
     tmp = _OUTPUT_JSON.value + ".tmp"
@@ -414,14 +524,25 @@ def _table(report):
     fmt = lambda v: f"{v:.4g}" if isinstance(v, (int, float)) else str(v)
     notes = ""
     if "fraction_of_ceiling" in r:
-      notes = (f"{100 * r['fraction_of_ceiling']:.0f}% of ceiling {r['ceiling_videos_per_s']:.1f} videos/s "
-               f"({r['flops_per_video'] / 1e9:.2f} GFLOP/video, T {r['segments']}, batch {r['batch_size']}, "
-               f"XLA {'on' if r.get('jit_compile') else 'off'})")
-      if "step_only_fraction_of_ceiling" in r:
-        notes += (f"; step alone (batch in memory): {r['step_only_videos_per_s']:.1f} videos/s = "
-                  f"{100 * r['step_only_fraction_of_ceiling']:.0f}%")
+      notes = (f"end to end {100 * r['fraction_of_ceiling']:.0f}%, step alone {r['step_only_videos_per_s']:.1f} "
+               f"videos/s = {100 * r['step_only_fraction_of_ceiling']:.0f}% of the in-process ceiling "
+               f"{r['ceiling_gflops']:.0f} GFLOP/s at {'x'.join(map(str, r['ceiling_shape']))} "
+               f"({r['ceiling_videos_per_s']:.1f} videos/s; {r['flops_per_video'] / 1e9:.2f} GFLOP/video, "
+               f"T {r['segments']}, batch {r['batch_size']}, XLA {'on' if r.get('jit_compile') else 'off'}, "
+               f"{r.get('precision', 'float32')})")
+      if "fraction_of_square_ceiling" in r:
+        notes += (f"; of the square-matmul ceiling: end to end {100 * r['fraction_of_square_ceiling']:.0f}%, "
+                  f"step {100 * r['step_only_fraction_of_square_ceiling']:.0f}%")
+      if "uncached_videos_per_s" in r:
+        notes += f"; end to end without the decoded-split cache {r['uncached_videos_per_s']:.1f} videos/s"
+      if "step_only_speedup_over_float32" in r:
+        notes += f"; step {r['step_only_speedup_over_float32']:.2f}x float32"
     if "both_streams_videos_per_s" in r:
-      notes = f"both streams: {r['both_streams_videos_per_s']:.0f} videos/s"
+      notes = (f"both streams: {r['both_streams_videos_per_s']:.0f} videos/s; decoded split cached: "
+               f"{r.get('both_streams_cached_videos_per_s', float('nan')):.0f} videos/s")
+    if "square_bf16_gflops" in r:
+      notes = (f"square {'x'.join(map(str, r['shape']))}; bf16 {r['square_bf16_gflops']:.0f} GFLOP/s; STPN layer "
+               f"{'x'.join(map(str, r['stpn_layer_shape']))}: {r['stpn_layer_gflops']:.0f} GFLOP/s")
     if "detect_p95_ms" in r:
       notes = (f"{r.get('model', 'stpn')}: outputs p50 {r['p50_ms']:.1f} ms; detect p50 {r['detect_p50_ms']:.1f} / "
                f"p95 {r['detect_p95_ms']:.1f} ms ({r.get('num_detections')} detections, every class kept)")

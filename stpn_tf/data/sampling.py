@@ -8,6 +8,9 @@ Samplers are gin-configurable classes so a config chooses one by reference, e.g.
 `make_train_dataset.sampler = @UniformPerturbedSampler()`.
 """
 
+import math
+from typing import Optional
+
 import gin
 import tensorflow as tf
 
@@ -105,11 +108,44 @@ class RandomSubsetSampler:
 
 @gin.configurable
 class AllSegmentsSampler:
-  """Every segment of the video (Nguyen et al. 2019, section 4.2); batches are padded to the longest video."""
+  """Every segment of the video (Nguyen et al. 2019, section 4.2); batches are padded to the longest video.
+
+  Bucketed padding (ours, for speed): with bucket_ratio, a video of T segments is padded (mask 0) to the next of
+  a few bucket lengths, min_bucket, then each previous one times bucket_ratio rounded up to a multiple of
+  `multiple`, so that a compiled (XLA) step sees a handful of shapes instead of one per length; the real
+  segments come first, in order, as without buckets, and every loss ignores the padding (the per-video math is
+  unchanged; tests/models/bgm_bucket_test.py). A video longer than the last bucket (2^20 segments) keeps its
+  length. bucket_ratio = None: exactly T (no padding).
+  """
 
   output_length = None
+  _MAX_BUCKET = 2**20
+
+  def __init__(self, bucket_ratio: Optional[float] = 1.25, min_bucket: int = 64, multiple: int = 8):
+    if bucket_ratio is not None and not bucket_ratio > 1.0:
+      raise ValueError(f"AllSegmentsSampler.bucket_ratio must be > 1 or None, got {bucket_ratio}")
+    if min_bucket < 1 or multiple < 1:
+      raise ValueError(f"AllSegmentsSampler.min_bucket and multiple must be >= 1, got {min_bucket}, {multiple}")
+    self.bucket_ratio = bucket_ratio
+    self.buckets = []
+    if bucket_ratio is not None:
+      b = -(-int(min_bucket) // multiple) * multiple
+      while b <= self._MAX_BUCKET:
+        self.buckets.append(b)
+        b = max(b + multiple, -(-int(math.ceil(b * bucket_ratio)) // multiple) * multiple)
+
+  def bucket_length(self, length):
+    """The padded length of a video of `length` segments ([] int32)."""
+    length = tf.cast(length, tf.int32)
+    if not self.buckets:
+      return length
+    buckets = tf.constant(self.buckets, tf.int32)
+    i = tf.searchsorted(buckets, tf.reshape(length, [1]), side="left")[0]
+    return tf.where(i < len(self.buckets), tf.gather(buckets, tf.minimum(i, len(self.buckets) - 1)), length)
 
   def __call__(self, length, seed):
     del seed
     length = tf.cast(length, tf.int32)
-    return tf.range(length), tf.ones([length], tf.float32)
+    if not self.buckets:
+      return tf.range(length), tf.ones([length], tf.float32)
+    return _pad(tf.range(length), length, self.bucket_length(length))

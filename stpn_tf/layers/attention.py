@@ -35,7 +35,8 @@ class ClassAgnosticAttention(keras.layers.Layer):
 
   def call(self, features, mask=None, training=None):
     h = self._drop(self._fc1(features), training=training)                  # [B, T, H]
-    attention = tf.sigmoid(tf.squeeze(self._fc2(h), axis=-1))               # [B, T]
+    # The sigmoid in float32 under any mixed-precision policy (training/precision.py).
+    attention = tf.sigmoid(tf.cast(tf.squeeze(self._fc2(h), axis=-1), tf.float32))   # [B, T]
     return masking.apply_mask(attention, mask)
 
   def compute_mask(self, inputs, mask=None):

@@ -38,7 +38,8 @@ def scaled_similarity(queries, keys, mask=None):
     S [B, T, K] in (0, 1); rows of padded segments are exactly 0.
   """
   scale = 1.0 / math.sqrt(int(keys.shape[-1]))
-  similarity = tf.sigmoid(tf.einsum("btd,kd->btk", queries, keys) * scale)
+  # The sigmoid in float32 under any mixed-precision policy (training/precision.py).
+  similarity = tf.sigmoid(tf.cast(tf.einsum("btd,kd->btk", queries, keys) * scale, tf.float32))
   return masking.apply_mask(similarity, mask)
 
 
@@ -54,7 +55,7 @@ def segment_class_scores(features, values, similarity):
     The class activation sequence C [B, T, C] (Eq. 15).
   """
   per_template = tf.einsum("btf,kfc->btkc", features, values)                # [B, T, K, C]
-  return tf.einsum("btk,btkc->btc", similarity, per_template)                 # [B, T, C]
+  return tf.einsum("btk,btkc->btc", tf.cast(similarity, per_template.dtype), per_template)   # [B, T, C]
 
 
 def diversity_loss(memory):

@@ -44,6 +44,7 @@ class AttentionPooling(keras.layers.Layer):
   """
 
   def __init__(self, normalization: str = "length", **kwargs):
+    kwargs.setdefault("dtype", "float32")   # the normalizations in float32 under any mixed-precision policy
     super().__init__(**kwargs)
     if normalization not in NORMALIZATIONS:
       raise ValueError(f"pooling normalization must be one of {NORMALIZATIONS}, got {normalization!r}")

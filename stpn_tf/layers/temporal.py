@@ -193,8 +193,8 @@ class MaskedTemporalConv1D(keras.layers.Layer):
       out = tf.nn.relu(out)
     elif self.activation == "leaky_relu":
       out = tf.nn.leaky_relu(out, alpha=self.negative_slope)
-    elif self.activation == "sigmoid":
-      out = tf.sigmoid(out)
+    elif self.activation == "sigmoid":   # in float32 under any mixed-precision policy (training/precision.py)
+      out = tf.sigmoid(tf.cast(out, tf.float32))
     elif self.activation == "tanh":
       out = tf.tanh(out)
     return masking.apply_mask(out, mask)

@@ -102,11 +102,12 @@ def self_attention_with_identity(queries, features, mask=None):
     X^s [B, T, F].
   """
   scale = 1.0 / math.sqrt(int(queries.shape[-1]))
-  logits = tf.einsum("bsd,btd->bst", queries, queries) * scale                 # [B, T(query), T(key)]
+  # The softmax (and its -1e9 masking, which float16 cannot hold) in float32 under mixed precision.
+  logits = tf.cast(tf.einsum("bsd,btd->bst", queries, queries) * scale, tf.float32)   # [B, T(query), T(key)]
   if mask is not None:
     key_is_real = tf.cast(mask, tf.bool)[:, None, :]                           # [B, 1, T]
     logits = tf.where(key_is_real, logits, tf.constant(-1e9, logits.dtype))
-  weights = tf.nn.softmax(logits, axis=-1)
+  weights = tf.cast(tf.nn.softmax(logits, axis=-1), features.dtype)
   refined = tf.einsum("bst,btf->bsf", weights, features) + features
   return masking.apply_mask(refined, mask)
 
@@ -160,7 +161,7 @@ def build_stream_model(feature_dim: int, num_classes: int, *, embedding_dim: int
   memory = memory_lib.ActionUnitMemory(num_templates, embedding_dim, key_dim, value_bottleneck, num_classes,
                                        memory_stddev=memory_stddev, name="memory")
   similarity, cas, diversity = memory([queries, refined, mask])              # Eqs. 2-3, 5-6, 15, 10
-  attention = ForegroundAttention(name="attention")([similarity, mask])      # Eq. 7
+  attention = ForegroundAttention(name="attention", dtype="float32")([similarity, mask])   # Eq. 7
   logits = pooling.AttentionPooling("length", name="pooling")([cas, attention, mask])   # Eq. 8, inside softmax
   probabilities = keras.layers.Activation("softmax", name="probabilities")(logits)       # Eq. 8
   outputs = {"logits": logits, "probabilities": probabilities, "attention": attention, "cas": cas,

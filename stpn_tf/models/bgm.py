@@ -84,7 +84,7 @@ def build_stream_model(feature_dim: int, num_classes: int, *, hidden_units: int 
   mask = keras.Input(shape=(None,), name="mask")                              # [B, T]
   attention = attention_lib.ClassAgnosticAttention(hidden_units, dropout, name="attention")(
       features, mask=mask)                                                    # [B, T]  Omega
-  background = BackgroundAttention(name="background_attention")([attention, mask])  # [B, T] 1 - lambda
+  background = BackgroundAttention(name="background_attention", dtype="float32")([attention, mask])  # 1 - lambda
   fg_pool = pooling.AttentionPooling(pooling_normalization, name="fg_pooling")
   bg_pool = pooling.AttentionPooling(pooling_normalization, name="bg_pooling")
   fg_pooled = fg_pool([features, attention, mask])                            # [B, D]  Eq. 1

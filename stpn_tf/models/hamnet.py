@@ -243,14 +243,16 @@ def build_model(feature_dim: int, num_classes: int, *, top_k: Union[int, float] 
   g = temporal.MaskedTemporalConv1D(attention_units, kernel_size, activation=attention_activation,
                                     negative_slope=negative_slope, name="att_conv1")([x, mask])
   g = temporal.MaskedTemporalConv1D(1, kernel_size, activation="sigmoid", name="att_conv2")([g, mask])   # [B, T, 1]
-  attention = temporal.ApplyMask(squeeze_last=True, name="attention")([g, mask])      # [B, T], 0 on padding
-  semi_soft, hard = HybridAttention(gamma, drop_mode, name="hybrid_attention")([attention, mask])
-  logits, probabilities = VideoScores(top_k, name="video_scores")([cas, attention, mask])
+  # From the sigmoid on, float32 under any mixed-precision policy (training/precision.py): these layers are cheap.
+  f32 = "float32"
+  attention = temporal.ApplyMask(squeeze_last=True, name="attention", dtype=f32)([g, mask])   # [B, T], 0 on padding
+  semi_soft, hard = HybridAttention(gamma, drop_mode, name="hybrid_attention", dtype=f32)([attention, mask])
+  logits, probabilities = VideoScores(top_k, name="video_scores", dtype=f32)([cas, attention, mask])
   outputs = {"cas": cas, "attention": attention,
-             "semi_soft_attention": keras.layers.Identity(name="semi_soft_attention")(semi_soft),
-             "hard_attention": keras.layers.Identity(name="hard_attention")(hard),
-             "logits": keras.layers.Identity(name="logits")(logits),
-             "probabilities": keras.layers.Identity(name="probabilities")(probabilities)}
+             "semi_soft_attention": keras.layers.Identity(name="semi_soft_attention", dtype=f32)(semi_soft),
+             "hard_attention": keras.layers.Identity(name="hard_attention", dtype=f32)(hard),
+             "logits": keras.layers.Identity(name="logits", dtype=f32)(logits),
+             "probabilities": keras.layers.Identity(name="probabilities", dtype=f32)(probabilities)}
   return keras.Model({"features": features, "mask": mask}, outputs, name=name)
 
 

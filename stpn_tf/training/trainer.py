@@ -19,6 +19,7 @@ from stpn_tf.data import pipeline
 from stpn_tf.data import schema
 from stpn_tf.evaluation import attention_health
 from stpn_tf.training import distribute
+from stpn_tf.training import precision as precision_lib
 
 RUN_INFO = "run_info.json"
 # The NumPy collapse guard stays free of gin; its arguments are bound here as `collapse_guard.<arg>` (patience,
@@ -67,14 +68,16 @@ class Trainer:
   """Builds models and optimizers under a strategy, and runs compiled training steps."""
 
   def __init__(self, task, manifest: schema.Manifest, strategy: tf.distribute.Strategy,
-               global_batch_size: int, jit_compile: bool = True):
+               global_batch_size: int, jit_compile: bool = True, precision: str = "float32"):
     self.task = task
+    self.precision = precision_lib.check(precision)
     self.strategy = strategy
     self.global_batch_size = global_batch_size
     self.jit_compile = jit_compile
     with strategy.scope():
-      self.models = task.build_models(manifest.num_classes, manifest.feature_dims)
-      self.optimizers = {name: make_optimizer() for name in self.models}
+      with precision_lib.policy_scope(precision):   # layers keep the policy they are built under
+        self.models = task.build_models(manifest.num_classes, manifest.feature_dims)
+      self.optimizers = {name: precision_lib.wrap_optimizer(make_optimizer(), precision) for name in self.models}
       for name, model in self.models.items():
         self.optimizers[name].build(model.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
@@ -95,11 +98,12 @@ class Trainer:
     logs = {}
     for name, model in self.models.items():
       with tf.GradientTape() as tape:
-        outputs = model(self.task.network_inputs(name, batch), training=True)
+        outputs = precision_lib.to_float32(model(self.task.network_inputs(name, batch), training=True))
         losses = self.task.losses(name, outputs, batch)               # per-example [B_replica] terms
         # Dividing by the *global* batch size (not the replica's) makes the sum of the replicas' gradients
         # equal the gradient of the mean loss over the global batch, whatever the number of replicas.
         loss = tf.nn.compute_average_loss(losses["total"], global_batch_size=self.global_batch_size)
+        loss = precision_lib.scale_loss(self.optimizers[name], loss)   # float16 only; apply_gradients unscales
       variables = model.trainable_variables
       grads = tape.gradient(loss, variables)
       self.optimizers[name].apply_gradients(zip(grads, variables))
@@ -173,6 +177,8 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
                seed: int = 0,
                deterministic: bool = True,
                validation_fraction: float = 0.0,
+               cache_train_split: bool = True,
+               precision: str = "float32",
                eval_tiou_thresholds: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> Dict:
   """Trains `task` on data_dir's "train" split, checkpointing into model_dir, then evaluates on "test".
 
@@ -201,6 +207,12 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
       the same seed on the same machine give identical weights and metrics (costs a little input throughput).
     validation_fraction: share of the "train" split held out (by a seeded hash of the video id) for the
       periodic evaluation; those videos are never trained on. 0 = train on every video, no periodic evaluation.
+    cache_train_split: decode the training split once into memory, so that each epoch only samples and pads
+      (pipeline.DecodedSplit: the same batches as streaming; falls back to streaming, with a log line, when
+      it would exceed `make_train_dataset.cache_budget_mb`).
+    precision: 'float32', 'mixed_bfloat16' or 'mixed_float16' (training/precision.py): the Keras mixed-precision
+      policy the models are built under (losses, attention sigmoids and normalizations stay float32; float16
+      scales the loss). The process-wide policy is restored when the models are built.
     eval_tiou_thresholds: tIoU thresholds of the final detection evaluation (THUMOS14's 0.1:0.1:0.9 by default;
       ActivityNet's 0.5:0.05:0.95 in the ActivityNet configs).
   """
@@ -223,7 +235,7 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
   try:
     holdout = pipeline.Holdout(validation_fraction, seed) if validation_fraction > 0 else None
 
-    trainer = Trainer(task, manifest, strategy, batch_size, jit_compile=jit_compile)
+    trainer = Trainer(task, manifest, strategy, batch_size, jit_compile=jit_compile, precision=precision)
     checkpoint = trainer.checkpoint()
     chief = distribute.is_chief(strategy)
     manager = tf.train.CheckpointManager(checkpoint, distribute.worker_dir(model_dir, strategy),
@@ -242,7 +254,8 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
     def dataset_fn(input_context):
       return pipeline.make_train_dataset([data_dir, *extra_train_dirs], batch_size=batch_size,
                                          streams=task.streams, seed=seed, deterministic=deterministic,
-                                         holdout=holdout, input_context=input_context)
+                                         holdout=holdout, input_context=input_context,
+                                         cache_decoded=cache_train_split)
 
     dataset = strategy.distribute_datasets_from_function(dataset_fn)
     iterator = iter(dataset)

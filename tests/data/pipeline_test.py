@@ -47,7 +47,7 @@ def test_seeded_pipeline_is_deterministic(tmp_path):
 def test_all_segments_sampler_pads_to_longest(tmp_path):
   testing_utils.write_random_dataset(tmp_path, num_train=4, lengths=(5, 30))
   ds = pipeline.make_train_dataset(str(tmp_path), batch_size=4, seed=0, shuffle_buffer=1, repeat=False,
-                                   sampler=sampling.AllSegmentsSampler())
+                                   sampler=sampling.AllSegmentsSampler(bucket_ratio=None))
   batch = next(iter(ds))
   lengths = batch["mask"].numpy().sum(axis=1)
   assert batch["rgb"].shape[1] == lengths.max()

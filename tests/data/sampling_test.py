@@ -58,9 +58,22 @@ def test_random_subset_sorted_distinct():
 
 
 def test_all_segments():
-  idx, mask = _run(sampling.AllSegmentsSampler(), 7)
+  idx, mask = _run(sampling.AllSegmentsSampler(bucket_ratio=None), 7)
   np.testing.assert_array_equal(idx, np.arange(7))
   assert mask.sum() == 7
+
+
+def test_all_segments_bucketed_pads_to_the_next_bucket():
+  sampler = sampling.AllSegmentsSampler(bucket_ratio=1.5, min_bucket=10, multiple=4)
+  assert sampler.buckets[:5] == [12, 20, 32, 48, 72]     # 10 -> 12; 12 * 1.5 = 18 -> 20; 30 -> 32; 48; 72
+  for length, bucket in ((1, 12), (12, 12), (13, 20), (33, 48), (72, 72)):
+    idx, mask = _run(sampler, length)
+    assert len(idx) == len(mask) == bucket
+    np.testing.assert_array_equal(idx[:length], np.arange(length))
+    np.testing.assert_array_equal(mask, (np.arange(bucket) < length).astype(np.float32))
+    np.testing.assert_array_equal(idx[length:], 0)
+  longest = sampler.buckets[-1] + 1                     # past the last bucket: its own length
+  assert int(sampler.bucket_length(longest)) == longest
 
 
 def test_same_seed_same_indices():
