@@ -39,30 +39,43 @@ def _micro_dataset(path):
   return _write(path, train, test)
 
 
-def _class_dataset(path, num_train=24, num_test=12, length=40, dim=6, signal=True, seed=0):
+def _class_dataset(path, num_train=24, num_test=12, length=40, dim=6, signal=True, shuffle_test=False, seed=0):
   """Two classes; inside an instance of class c, channel c of both streams is 1 (else noise in [0, 0.2)).
 
-  With signal=False the features are noise only, independent of the labels (a probe must be at chance).
+  With signal=False the features are noise only, independent of the labels (a probe must be at chance). With
+  shuffle_test=True the test segments' feature rows are permuted over the whole test split (labels stay): the probes
+  learn the signal, but a test segment's features say nothing about its labels or its video's. (Shuffling the
+  training labels instead does not give chance here: a probe's weight on the one informative channel then has a
+  random sign, and either sign ranks the test segments perfectly, or perfectly wrong.)
   """
   rng = np.random.default_rng(seed)
 
-  def videos(prefix, n):
+  def draw(classes):
     out = []
+    for k, c in enumerate(classes):   # one instance per class, in its own half of the video
+      start = float(rng.integers(2, length // 2 - 10)) + k * (length // 2)
+      out.append((start, start + float(rng.integers(4, 9)), c))
+    return out
+
+  def videos(prefix, n):
+    classes = [[i % 2] if i % 3 else [0, 1] for i in range(n)]
+    features, segments = [], []
     for i in range(n):
-      classes = [i % 2] if i % 3 else [0, 1]
-      segments = []
-      for k, c in enumerate(classes):   # one instance per class, in its own half of the video
-        start = float(rng.integers(2, length // 2 - 10)) + k * (length // 2)
-        segments.append((start, start + float(rng.integers(4, 9)), c))
+      segments.append(draw(classes[i]))
       x = {s: rng.random((length, dim)) * 0.2 for s in ("rgb", "flow")}
       if signal:
         centres = np.arange(length) + 0.5
-        for start, end, c in segments:
+        for start, end, c in segments[i]:
           inside = (centres >= start) & (centres <= end)
           for s in x:
             x[s][inside, c] = 1.0
-      out.append(_video(f"{prefix}{i:03d}", x["rgb"], x["flow"], segments))
-    return out
+      features.append(x)
+    if shuffle_test and prefix == "test":
+      for s in ("rgb", "flow"):
+        rows = np.concatenate([x[s] for x in features])[rng.permutation(n * length)]
+        for i, x in enumerate(features):
+          x[s] = rows[i * length:(i + 1) * length]
+    return [_video(f"{prefix}{i:03d}", x["rgb"], x["flow"], seg) for i, (x, seg) in enumerate(zip(features, segments))]
 
   return _write(path, videos("train", num_train), videos("test", num_test))
 
@@ -171,6 +184,17 @@ def test_features_independent_of_the_labels_give_chance(tmp_path):
     segment = result["streams"][s]["segment_probe"]
     assert 0.4 < segment["action_auc"] < 0.6, (s, segment)
     # Chance AP of a class is its share of segments (about share / 2 each here, never above `share`).
+    assert segment["per_frame_map"] < 1.5 * share, (s, segment, share)
+    # Two thirds of the videos carry each class, so chance classification AP is about 0.67.
+    assert result["streams"][s]["video_probe"]["classification_map"] < 0.85
+
+
+def test_shuffled_test_labels_give_chance(tmp_path):
+  result = profile.profile_dataset(_class_dataset(tmp_path / "shuffled", num_test=40, shuffle_test=True))
+  share = result["splits"]["test"]["share_in_instances"]
+  for s in profile.STREAM_NAMES:
+    segment = result["streams"][s]["segment_probe"]
+    assert 0.4 < segment["action_auc"] < 0.6, (s, segment)
     assert segment["per_frame_map"] < 1.5 * share, (s, segment, share)
     # Two thirds of the videos carry each class, so chance classification AP is about 0.67.
     assert result["streams"][s]["video_probe"]["classification_map"] < 0.85
