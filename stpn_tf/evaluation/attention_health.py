@@ -37,7 +37,8 @@ KNOWN_CAUSES = (
     "and 4): the loss falls by moving the whole video's attention level as one number (Nguyen'19: L_fg and L_bg "
     "pull it to 0 or 1), and Adam moves every first-layer weight of an attention unit the same way",
     "a sparsity weight that is too strong (attention -> 0) or too weak (-> 1) for the learning rate",
-    "a learning rate at which the attention's level drifts faster than the classifier learns per-segment evidence",
+    "(suspected, not yet measured) a learning rate at which the attention's level drifts faster than the "
+    "classifier learns per-segment evidence",
 )
 OPTIONS = (
     "lower make_optimizer.learning_rate",
