@@ -501,7 +501,8 @@ def profile_dataset(data_dir: str, train_split: str = "train", test_split: str =
   Returns:
     A JSON-serializable dict: "data_dir", "dataset" (classes, rate, dims, provenance), "splits" (videos, segments,
     share of segments inside instances, videos with ground truth), "settings", "streams" {rgb, flow, both: {
-    "marginals", "cross_video_cosine", "segment_probe" (or None), "video_probe" (or None)}}, "skipped" {probe:
+    "marginals", "cross_video_cosine", "action_mass_ratio" (mean L1 norm of segments inside instances over that of
+    the others; None without ground truth), "segment_probe" (or None), "video_probe" (or None)}}, "skipped" {probe:
     reason}, "seconds".
 
   Raises:
@@ -528,6 +529,11 @@ def profile_dataset(data_dir: str, train_split: str = "train", test_split: str =
   skipped = {}
   selection = {}   # (probe, stream) -> the l2 chosen and the validation losses
 
+  # L1 mass (sum over channels) of segments inside / outside instances, per stream: [sum inside, n inside, sum
+  # outside, n outside]. Whether an action adds activation to the context or replaces part of it is what decided
+  # whether the printed methods learn on the built-in data (BUILD_NOTES.md, "Built-in benchmark v3").
+  mass = {s: np.zeros(4) for s in STREAM_NAMES}
+
   def read(split, split_code, on_video):
     info = {"videos": 0, "segments": 0, "segments_in_instances": 0, "videos_with_ground_truth": 0}
     for i, video in enumerate(_read_split(data_dir, manifest, split)):
@@ -536,6 +542,10 @@ def profile_dataset(data_dir: str, train_split: str = "train", test_split: str =
       x = np.concatenate([video.rgb, video.flow], axis=1)                    # [T, D_rgb + D_flow]
       pool.add(x, np.full(video.num_segments, split_code * 10 ** 9 + i))
       labels = segment_labels(video, num_classes, rate)                       # [T, C]
+      inside = labels.any(axis=1)
+      for s in STREAM_NAMES:
+        l1 = _split_stream(x, dims, s).sum(axis=1, dtype=np.float64)          # [T] (features are >= 0 or signed)
+        mass[s] += (l1[inside].sum(), inside.sum(), l1[~inside].sum(), (~inside).sum())
       info["videos"] += 1
       info["segments"] += video.num_segments
       info["segments_in_instances"] += int(labels.any(axis=1).sum())
@@ -610,6 +620,9 @@ def profile_dataset(data_dir: str, train_split: str = "train", test_split: str =
     streams[s]["marginals"] = _Marginals.merged(parts).result(_split_stream(pool_rows, dims, s))
     streams[s]["cross_video_cosine"] = (None if pairs is None else _mean_cosine(
         _split_stream(pool_rows, dims, s), pairs[0], pairs[1]))
+    m_in, n_in, m_out, n_out = mass[s]
+    streams[s]["action_mass_ratio"] = (float((m_in / n_in) / (m_out / n_out))
+                                       if n_in and n_out and m_out else None)
 
   labels = np.concatenate(test_segment_labels)                                 # [N_test, C]
   if segment_probes and splits[test_split]["videos_with_ground_truth"] == 0:
@@ -720,6 +733,7 @@ def format_profile(profile: Dict) -> str:
   for q in streams["rgb"]["marginals"]["quantiles"]:
     rows.append((f"quantile {q}", lambda s, q=q: _fmt(s["marginals"]["quantiles"][q], 4)))
   rows.append(("cosine, different videos", lambda s: _fmt(s["cross_video_cosine"])))
+  rows.append(("L1 mass, action / background", lambda s: _fmt(s.get("action_mass_ratio"))))
   rows.append(("segment probe: action AUC", lambda s: _fmt((s["segment_probe"] or {}).get("action_auc"))))
   rows.append(("segment probe: per-frame mAP",
                lambda s: _fmt((s["segment_probe"] or {}).get("per_frame_map"), percent=True)))

@@ -244,3 +244,17 @@ def test_binary_prints_the_table_and_writes_json(tmp_path):
   proc = subprocess.run([sys.executable, tool, f"--data_dir={tmp_path / 'missing'}"],
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode != 0 and "error:" in proc.stderr and "does not exist" in proc.stderr
+
+
+def test_action_mass_ratio_by_hand(tmp_path):
+  """Mean L1 norm of segments inside instances over that of the others, per stream and both, over both splits."""
+  # Centres 0.5, 1.5, 2.5, 3.5 s; the instance [1, 3] holds segments 1 and 2.
+  rgb = [[1.0, 1.0], [3.0, 1.0], [2.0, 2.0], [0.5, 0.5]]     # L1 2, 4, 4, 1: inside mean 4, outside 1.5
+  flow = [[1.0, 0.0], [1.0, 0.0], [0.5, 0.5], [2.0, 1.0]]    # L1 1, 1, 1, 3: inside 1, outside 2
+  train = [_video("a", rgb, flow, segments=[(1.0, 3.0, 0)])]
+  test = [_video("b", rgb, flow, segments=[(1.0, 3.0, 1)])]
+  result = profile.profile_dataset(_write(tmp_path / "mass", train, test))
+  assert result["streams"]["rgb"]["action_mass_ratio"] == pytest.approx(4 / 1.5)
+  assert result["streams"]["flow"]["action_mass_ratio"] == pytest.approx(1 / 2)
+  assert result["streams"]["both"]["action_mass_ratio"] == pytest.approx(5 / 3.5)
+  assert "L1 mass, action / background" in profile.format_profile(result)
