@@ -84,6 +84,7 @@ def main(argv):
   if not os.path.exists(os.path.join(data_dir, "manifest.json")):
     print(f"generating {data_dir} ...", flush=True)
     synthetic.generate(data_dir, cfg, seed=_SEED.value, overwrite=True)
+  os.makedirs(os.path.join(out_dir, "runs"), exist_ok=True)
   for method in _METHODS.value:
     model_dir = os.path.join(out_dir, "runs", f"{_NAME.value}_{method}")
     start = time.time()
