@@ -237,9 +237,23 @@ class SyntheticConfig:
 
 THUMOS14 = SyntheticConfig()
 
+# Generator v2 (GENERATOR_VERSION 2, feature_model 'dense_latent'), kept for the comparison of feature families in
+# BUILD_NOTES.md ("Built-in benchmark v3"): the same layout, features from a dense 64-d latent space.
+THUMOS14_V2 = dataclasses.replace(
+    THUMOS14, feature_model="dense_latent",
+    rgb=StreamConfig(actionness_strength=2.5, class_strength=3.0, scene_strength=2.0, video_offset_strength=0.8,
+                     iso_noise=0.15),
+    flow=StreamConfig(actionness_strength=3.5, class_strength=4.0, scene_strength=0.5, video_offset_strength=0.5,
+                      iso_noise=0.15))
+
 _TINY_CLASSES = ("Billiards", "Diving", "HighJump", "TennisSwing")
+# The tests' preset. It keeps generator v2's feature family (dense latent), exactly as at GENERATOR_VERSION 2: the
+# learning tests' regimes (STPN's attention rising on actions in 500 steps, BGM as printed collapsing for the
+# collapse-guard test) were written for it. A v3 (sparse parts, occlusion 0.9) tiny preset is not calibrated yet:
+# on it STPN's attention preferred background in that test (fg 0.62 / bg 0.71), and with occlusion 0 it saturated
+# (fg 1.00 / bg 0.88, classification mAP 0.79); BUILD_NOTES.md "Built-in benchmark v3".
 TINY = dataclasses.replace(
-    THUMOS14,
+    THUMOS14_V2,
     class_names=_TINY_CLASSES,
     median_length_s=tuple(THUMOS14_MEDIAN_LENGTH_S[THUMOS14_CLASSES.index(c)] * 1.5 for c in _TINY_CLASSES),
     num_videos=(("train", 32), ("test", 16)),
@@ -251,19 +265,12 @@ TINY = dataclasses.replace(
     distractors_per_instance=0.05, other_actions_per_minute=0.15, class_edge_floor=0.6, context_prob=0.2,
     intensity_modulation=0.1,
     video_style=0.2, instance_jitter=0.15, gain_log_std=0.05,
-    # Stronger evidence than thumos14, so that tests learn in a few hundred steps.
-    rgb=dataclasses.replace(THUMOS14.rgb, class_strength=2.0, actionness_strength=1.0, scene_strength=0.3),
-    flow=dataclasses.replace(THUMOS14.flow, class_strength=2.5, actionness_strength=2.0),
+    # Sparser features (mean_shift) keep a plain attention model on raw features from collapsing its attention.
+    rgb=dataclasses.replace(THUMOS14_V2.rgb, class_strength=7.0, actionness_strength=3.0, scene_strength=0.5,
+                            video_offset_strength=0.3, mean_shift=0.3),
+    flow=dataclasses.replace(THUMOS14_V2.flow, class_strength=9.0, actionness_strength=5.0, video_offset_strength=0.3,
+                             mean_shift=0.3),
 )
-
-# Generator v2 (GENERATOR_VERSION 2, feature_model 'dense_latent'), kept for the comparison of feature families in
-# BUILD_NOTES.md ("Built-in benchmark v3"): the same layout, features from a dense 64-d latent space.
-THUMOS14_V2 = dataclasses.replace(
-    THUMOS14, feature_model="dense_latent",
-    rgb=StreamConfig(actionness_strength=2.5, class_strength=3.0, scene_strength=2.0, video_offset_strength=0.8,
-                     iso_noise=0.15),
-    flow=StreamConfig(actionness_strength=3.5, class_strength=4.0, scene_strength=0.5, video_offset_strength=0.5,
-                      iso_noise=0.15))
 
 PRESETS = {"thumos14": THUMOS14, "tiny": TINY, "thumos14_v2": THUMOS14_V2}
 

@@ -190,11 +190,19 @@ def test_dense_latent_feature_model_still_generates():
     next(synthetic.generate_videos(dataclasses.replace(synthetic.TINY, feature_model="gan"), "test", 0))
 
 
+def test_thumos14_is_v3_and_tiny_keeps_the_v2_family():
+  assert synthetic.THUMOS14.feature_model == "sparse_parts" and synthetic.THUMOS14.foreground_occlusion == 0.9
+  assert synthetic.TINY.feature_model == "dense_latent"
+  v = next(synthetic.generate_videos("thumos14", "train", 0))
+  assert v.flow.min() >= 0.0 and 0.1 < v.flow.mean() < 1.0
+
+
 def test_foreground_occlusion_changes_only_action_segments():
   """An action hides part of the context: with occlusion, segments with actionness lose context responses;
   segments with none are unchanged (the same random draws either way)."""
-  cfg = dataclasses.replace(synthetic.TINY, foreground_occlusion=0.0, context_prob=0.0, distractors_per_instance=0.0,
-                            other_actions_per_minute=0.0)
+  cfg = dataclasses.replace(synthetic.TINY, feature_model="sparse_parts", rgb=synthetic.THUMOS14.rgb,
+                            flow=synthetic.THUMOS14.flow, foreground_occlusion=0.0, context_prob=0.0,
+                            distractors_per_instance=0.0, other_actions_per_minute=0.0)
   a = next(synthetic.generate_videos(cfg, "train", 0))
   b = next(synthetic.generate_videos(dataclasses.replace(cfg, foreground_occlusion=0.5), "train", 0))
   rate = cfg.feature_rate

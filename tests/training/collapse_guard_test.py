@@ -55,7 +55,7 @@ def test_warning_fires_when_bgm_collapses(tiny_dir, tmp_path, caplog, capsys):
   assert health["rgb"]["share_below"] > 0.95, health
   assert ("rgb", "final_evaluation") in {(w["network"], w["where"]) for w in result["collapse_warnings"]}
   # The progress lines say so, and eval_test.json records it.
-  assert any("ATTENTION COLLAPSED: rgb < 0.05" in r.getMessage() for r in caplog.records)
+  assert any("ATTENTION COLLAPSED:" in r.getMessage() and "rgb < 0.05" in r.getMessage() for r in caplog.records)
   assert any(r.levelno == logging.WARNING and "ATTENTION COLLAPSE: network 'rgb'" in r.getMessage()
              for r in caplog.records)
   summary = capsys.readouterr().out            # the final summary, after the evaluation table
