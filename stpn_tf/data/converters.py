@@ -75,6 +75,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from stpn_tf.data import hdf5_check
 from stpn_tf.data import schema
 from stpn_tf.evaluation import io as eval_io
 
@@ -89,8 +90,6 @@ DEFAULT_SEGMENT_TOLERANCE_S = 1.0
 DEFAULT_STREAM_DIM = 1024
 ON_ERROR_CHOICES = ("fail", "skip")
 FORMATS = ("wtalc", "per_video", "hdf5")
-# HDF5 signature; it sits at offset 0 or, after a user block, at 512, 1024, 2048, ...
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 # How many problems a fail-mode error message lists; the report holds them all.
 _MAX_LISTED = 20
 
@@ -659,20 +658,6 @@ class PerVideoFeatures:
     del video
 
 
-def _looks_like_hdf5(path: str) -> bool:
-  """True when the HDF5 signature is at offset 0, 512, 1024, ... (tensorflow-io crashes on other files)."""
-  with _open_binary(path) as f:
-    offset = 0
-    while True:
-      f.seek(offset)
-      head = f.read(len(_HDF5_MAGIC))
-      if head == _HDF5_MAGIC:
-        return True
-      if len(head) < len(_HDF5_MAGIC) or offset >= 1 << 20:
-        return False
-      offset = 512 if offset == 0 else 2 * offset
-
-
 class Hdf5Features:
   """An HDF5 file read through tensorflow-io, one dataset at a time.
 
@@ -685,8 +670,10 @@ class Hdf5Features:
     import tensorflow_io as tfio  # pylint: disable=import-outside-toplevel  (heavy; only this format needs it)
     if not tf.io.gfile.exists(path):
       raise schema.DataFormatError(f"HDF5 file {path} does not exist")
-    if not _looks_like_hdf5(path):
-      raise schema.DataFormatError(f"{path} is not an HDF5 file (no HDF5 signature)")
+    try:   # tensorflow-io crashes the process on a file that is not HDF5 or is truncated: check first
+      hdf5_check.check_hdf5_file(path, _open_binary)
+    except hdf5_check.Hdf5FileError as e:
+      raise schema.DataFormatError(str(e)) from e
     self.description = path
     self._dim = stream_dim
     try:
