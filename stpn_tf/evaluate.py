@@ -9,6 +9,9 @@ Model mode (runs a trained model, then scores it; implemented in stpn_tf.inferen
 
   python -m stpn_tf.evaluate --model_dir=DIR [--data_dir=DIR] [--predictions_out=PRED.json] [--report_dir=OUT]
 
+Without --data_dir, model mode scores the test split of the data the run trained on (DIR/data.json); a --data_dir
+with other classes than the run's is refused. OUT.json names the data it scored ("data_dir", "split").
+
 --report_dir (model mode; needs matplotlib, `pip install -e ".[viz]"`) also writes an HTML report: OUT/index.html
 with the mAP table, per-class AP and precision-recall curves at tIoU 0.5, plots of the best and worst videos and
 the run's config.gin (stpn_tf/visualization/report.py).
@@ -114,8 +117,13 @@ def main(argv):
       result = report.evaluate_with_report(model_dir=FLAGS.model_dir, report_dir=FLAGS.report_dir,
                                            data_dir=FLAGS.data_dir, predictions_out=FLAGS.predictions_out)
     else:
-      result = inference.run_model_evaluation(model_dir=FLAGS.model_dir, data_dir=FLAGS.data_dir,
-                                              predictions_out=FLAGS.predictions_out)
+      from stpn_tf.data import schema  # pylint: disable=import-outside-toplevel
+      from stpn_tf.training import model_dir as model_dir_lib  # pylint: disable=import-outside-toplevel
+      try:
+        result = inference.run_model_evaluation(model_dir=FLAGS.model_dir, data_dir=FLAGS.data_dir,
+                                                predictions_out=FLAGS.predictions_out)
+      except (model_dir_lib.ModelDirError, schema.DataFormatError) as e:
+        sys.exit(f"evaluate: error: {e}")
     if FLAGS.output_json:
       evaluation.write_json_atomic(FLAGS.output_json, dict(result, model_dir=FLAGS.model_dir), indent=1)
     return

@@ -139,6 +139,7 @@ def evaluate_split(task, models, data_dir: str, split: str = "test", model_dir: 
   if collapse_guard is not None:
     collapse_guard.final_check(result["attention_health"])
     result["collapse_warnings"] = collapse_guard.report()
+  result["data_dir"], result["split"] = data_dir, split   # which data these numbers are about
   predictions_out = predictions_out or (os.path.join(model_dir, f"predictions_{split}.json") if model_dir else None)
   if predictions_out:
     eval_io.write_predictions_json(
@@ -156,12 +157,18 @@ def evaluate_split(task, models, data_dir: str, split: str = "test", model_dir: 
 
 
 def restore_models(model_dir: str, data_dir: str):
-  """Rebuilds the task of a training run from model_dir/config.gin and restores its last checkpoint."""
+  """Rebuilds the task of a training run from model_dir/config.gin and restores its last checkpoint.
+
+  Raises:
+    ModelDirError: no checkpoint, or data_dir's classes are not the ones the run recorded (data.json).
+  """
   from stpn_tf import config  # registers configurables
+  from stpn_tf.training import model_dir as model_dir_lib
   from stpn_tf.training import trainer
   ckpt = tf.train.latest_checkpoint(model_dir)
   if not ckpt:
     raise trainer.ModelDirError(f"{model_dir} holds no checkpoint to evaluate")
+  model_dir_lib.resolve_data_dir(model_dir, data_dir)   # refuses data with other classes than the run's
   gin.clear_config()
   config.parse_gin([os.path.join(model_dir, "config.gin")], [])
   task = gin.query_parameter("train_eval.task").scoped_configurable_fn()
@@ -174,8 +181,9 @@ def restore_models(model_dir: str, data_dir: str):
 
 def run_model_evaluation(model_dir: str, data_dir: Optional[str] = None,
                          predictions_out: Optional[str] = None) -> Dict:
-  """`python -m stpn_tf.evaluate --model_dir=...`: restore, localize the test split, score."""
-  from stpn_tf import config
-  data_dir = data_dir or config.builtin_dataset()
+  """`python -m stpn_tf.evaluate --model_dir=...`: restore, localize the test split, score. Without data_dir, the
+  data the run trained on (model_dir/data.json)."""
+  from stpn_tf.training import model_dir as model_dir_lib
+  data_dir, _ = model_dir_lib.resolve_data_dir(model_dir, data_dir)
   task, models = restore_models(model_dir, data_dir)
   return evaluate_split(task, models, data_dir, "test", model_dir=model_dir, predictions_out=predictions_out)

@@ -5,7 +5,7 @@ losses. Every network gets its own optimizer (STPN trains its RGB and flow netwo
 and all networks step together on the same batch in one compiled function.
 """
 
-import json
+import contextlib
 import os
 import time
 from typing import Dict, Optional, Sequence
@@ -18,18 +18,17 @@ import tensorflow as tf
 from stpn_tf.data import pipeline
 from stpn_tf.data import schema
 from stpn_tf.evaluation import attention_health
+from stpn_tf.training import bindings
 from stpn_tf.training import distribute
+from stpn_tf.training import model_dir as model_dir_lib
 from stpn_tf.training import precision as precision_lib
 
-RUN_INFO = "run_info.json"
+RUN_INFO = model_dir_lib.RUN_INFO
+ModelDirError = model_dir_lib.ModelDirError
 # The NumPy collapse guard stays free of gin; its arguments are bound here as `collapse_guard.<arg>` (patience,
 # low, high, max_share, enabled).
 collapse_guard = gin.external_configurable(attention_health.CollapseGuard, "collapse_guard")
 _ATTENTION_SUMS = ("sum", "below", "above", "count")
-
-
-class ModelDirError(ValueError):
-  """The model directory cannot be used (not writable, or holds another model's checkpoints)."""
 
 
 def _check_model_dir(model_dir: str, run_info: Dict) -> None:
@@ -43,9 +42,8 @@ def _check_model_dir(model_dir: str, run_info: Dict) -> None:
   except (OSError, tf.errors.OpError) as e:
     raise ModelDirError(f"model directory {model_dir} is not writable: {e}") from e
   path = os.path.join(model_dir, RUN_INFO)
-  if tf.io.gfile.exists(path):
-    with tf.io.gfile.GFile(path) as f:
-      existing = json.load(f)
+  existing = model_dir_lib.read_json(path, "which model this directory holds")
+  if existing is not None:
     if existing != run_info:
       raise ModelDirError(
           f"{model_dir} holds checkpoints of another model ({existing}); this run is {run_info}. "
@@ -53,8 +51,7 @@ def _check_model_dir(model_dir: str, run_info: Dict) -> None:
   elif tf.train.latest_checkpoint(model_dir):
     raise ModelDirError(f"{model_dir} holds checkpoints with no {RUN_INFO}; refusing to overwrite them")
   else:
-    with tf.io.gfile.GFile(path, "w") as f:
-      json.dump(run_info, f, indent=1)
+    model_dir_lib.write_json_atomic(path, run_info)
 
 
 @gin.configurable
@@ -187,7 +184,8 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
   Args:
     model_dir: checkpoints, summaries, the operative gin config and the evaluation results go here.
     data_dir: a dataset directory (schema.py).
-    num_steps: total training steps (flag); None uses default_num_steps (gin).
+    num_steps: total training steps (flag); None uses default_num_steps (gin); 0 trains no step: the last
+      checkpoint is only evaluated.
     strategy: a tf.distribute strategy; None = the default strategy.
     task: the model task, e.g. @STPN().
     default_num_steps: steps when the flag is not given.
@@ -219,7 +217,11 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
   from stpn_tf import inference  # the post-processing side imports models; kept out of module import time
 
   strategy = strategy or tf.distribute.get_strategy()
-  num_steps = int(num_steps or default_num_steps)
+  bindings.check_train_eval_numbers(locals())
+  num_steps = int(default_num_steps if num_steps is None else num_steps)
+  if num_steps == 0 and not tf.train.latest_checkpoint(model_dir):
+    raise ModelDirError(f"--num_steps=0 trains no step (it only evaluates the last checkpoint), and {model_dir} "
+                        "holds no checkpoint")
   manifest = schema.read_manifest(data_dir)
   for stream in task.streams:
     if stream not in manifest.feature_dims:
@@ -230,14 +232,19 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
   run_info = {"task": task.name, "networks": sorted(task.networks), "num_classes": manifest.num_classes,
               "feature_dims": {s: manifest.feature_dims[s] for s in task.streams}}
   _check_model_dir(model_dir, run_info)
+  chief = distribute.is_chief(strategy)
   determinism_was_on = _op_determinism_enabled()
-  set_seed(seed, deterministic)
+  lock = model_dir_lib.exclusive_lock(model_dir) if chief else contextlib.nullcontext()
+  lock.__enter__()   # released in the finally below: one writer per model directory
   try:
+    if chief:
+      model_dir_lib.clean_stale_temporaries(model_dir)
+      model_dir_lib.record_data(model_dir, data_dir, manifest, extra_train_dirs)
+    set_seed(seed, deterministic)
     holdout = pipeline.Holdout(validation_fraction, seed) if validation_fraction > 0 else None
 
     trainer = Trainer(task, manifest, strategy, batch_size, jit_compile=jit_compile, precision=precision)
     checkpoint = trainer.checkpoint()
-    chief = distribute.is_chief(strategy)
     manager = tf.train.CheckpointManager(checkpoint, distribute.worker_dir(model_dir, strategy),
                                          max_to_keep=keep_checkpoints)
     latest = tf.train.latest_checkpoint(model_dir)   # every worker resumes from the chief's checkpoint
@@ -313,6 +320,7 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
   finally:  # op determinism is process-wide: leave the process as it was (e.g. for the next test)
     if deterministic and not determinism_was_on:
       _disable_op_determinism()
+    lock.__exit__(None, None, None)
 
 
 def set_seed(seed: int, deterministic: bool = True) -> None:
