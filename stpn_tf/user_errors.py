@@ -6,10 +6,13 @@ a missing data folder, another model's model directory, a read-only or full disk
 flag) keeps the traceback, for bug reports.
 """
 
+import re
 import sys
 from typing import Callable
 
 from absl import flags
+
+_GIN_CALL = re.compile(r"^\s*In call to configurable ")
 
 
 def _user_error_types():
@@ -30,6 +33,8 @@ def reporting(program: str, main: Callable) -> Callable:
       if flags.FLAGS.is_parsed() and flags.FLAGS["verbosity"].value >= 1:
         raise
       message = e.message if hasattr(e, "message") and isinstance(e.message, str) else str(e)
+      # gin appends "In call to configurable 'X' (<function ...>)" to what a configurable raises: noise here.
+      message = "\n".join(line for line in message.splitlines() if not _GIN_CALL.match(line))
       print(f"{program}: error: {message.strip() or type(e).__name__}\n"
             f"(the traceback: rerun with --verbosity=1)", file=sys.stderr, flush=True)
       sys.exit(1)
