@@ -60,7 +60,7 @@ def predict_videos(task, models, data_dir: str, split: str, batch_size: int = 8,
   fns = _predict_fns(models)
   video_level = getattr(task, "video_level_outputs", VIDEO_LEVEL_OUTPUTS)
   ds = pipeline.make_eval_dataset(data_dir, split, batch_size=batch_size, streams=task.streams, holdout=holdout)
-  for batch in ds:
+  for batch in _naming_corrupt_shards(ds, data_dir, split):
     outputs = {name: {k: v.numpy() for k, v in fns[name](task.network_inputs(name, batch)).items()}
                for name in models}
     lengths = batch["num_segments"].numpy()
@@ -74,6 +74,19 @@ def predict_videos(task, models, data_dir: str, split: str, batch_size: int = 8,
       for name, out in outputs.items():
         per_video[name] = {k: v[i] if k in video_level else v[i, :length] for k, v in out.items()}
       yield info, per_video
+
+
+def _naming_corrupt_shards(ds, data_dir: str, split: str):
+  iterator = iter(ds)
+  while True:
+    try:
+      batch = next(iterator)
+    except StopIteration:
+      return
+    except tf.errors.DataLossError as e:   # tf.data does not say which file: find it
+      from stpn_tf.data import shard_check  # pylint: disable=import-outside-toplevel
+      raise shard_check.name_corrupt_shard([data_dir], split, e) from e
+    yield batch
 
 
 def classification_metrics(task, models, data_dir: str, split: str,

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from stpn_tf.data import pipeline
 from stpn_tf.data import schema
+from stpn_tf.data import shard_check
 from stpn_tf.evaluation import attention_health
 from stpn_tf.training import bindings
 from stpn_tf.training import distribute
@@ -240,6 +241,8 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
     if chief:
       model_dir_lib.clean_stale_temporaries(model_dir)
       model_dir_lib.record_data(model_dir, data_dir, manifest, extra_train_dirs)
+      if final_evaluation and "test" in manifest.splits:
+        shard_check.check_split(data_dir, "test")   # now, not after the training (a CRC pass over the shards)
     set_seed(seed, deterministic)
     holdout = pipeline.Holdout(validation_fraction, seed) if validation_fraction > 0 else None
 
@@ -280,7 +283,10 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
     start_time, start_step = time.time(), step
     while step < num_steps:
       n = min(steps_per_loop, num_steps - step, checkpoint_every - step % checkpoint_every)
-      logs = trainer.train_steps(iterator, n)
+      try:
+        logs = trainer.train_steps(iterator, n)
+      except tf.errors.DataLossError as e:   # tf.data does not say which file: find it
+        raise shard_check.name_corrupt_shard([data_dir, *extra_train_dirs], "train", e) from e
       step = int(trainer.step.numpy())  # a MirroredVariable under a strategy: .numpy() reads it
       with writer.as_default(step=step):
         for key, value in logs.items():
