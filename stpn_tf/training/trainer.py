@@ -90,6 +90,12 @@ class Trainer:
     for name in self.models:
       objects[f"{name}_model"] = self.models[name]
       objects[f"{name}_optimizer"] = self.optimizers[name]
+      # The state of the model's seed generators (dropout masks): Keras does not track it for tf.train.Checkpoint,
+      # and without it a resumed run draws the masks of steps 0, 1, ... again.
+      weights = {id(v) for v in self.models[name].weights}
+      rng = [v for v in self.models[name].variables if id(v) not in weights]
+      if rng:
+        objects[f"{name}_rng"] = rng
     return tf.train.Checkpoint(**objects)
 
   def _replica_step_fn(self, batch):
@@ -172,6 +178,7 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
                jit_compile: bool = True,
                final_evaluation: bool = True,
                extra_train_dirs: Sequence[str] = (),
+               checkpoint_input: bool = True,
                seed: int = 0,
                deterministic: bool = True,
                validation_fraction: float = 0.0,
@@ -200,6 +207,11 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
     final_evaluation: localize and score the test split at the end.
     extra_train_dirs: more datasets with the same class list whose "train" split is mixed into training
       (e.g. the extra weakly-tagged videos of Nguyen et al. 2019, "Ours + MV").
+    checkpoint_input: save the input pipeline's position (the tf.data iterator) with every checkpoint, so that a
+      resumed run reads the same batches as an uninterrupted one and ends with the same weights. Costs disk: the
+      iterator's state holds its shuffle and prefetch buffers (up to make_train_dataset.shuffle_buffer serialized
+      videos, i.e. up to the training split's size, per checkpoint). Only with the default strategy: tf.distribute's
+      distributed iterators cannot be saved, so other strategies restart the input stream on resume (logged).
     seed: the one seed of a run: Python, NumPy, TensorFlow and Keras generators, the input pipeline's file
       order, shuffling and sampling, and which training videos are held out for validation.
     deterministic: fixed element order in the input pipeline and TensorFlow's op determinism, so two runs with
@@ -269,6 +281,8 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
 
     dataset = strategy.distribute_datasets_from_function(dataset_fn)
     iterator = iter(dataset)
+    if checkpoint_input:
+      _checkpoint_input(checkpoint, iterator, bool(latest))
     writer = tf.summary.create_file_writer(os.path.join(model_dir, "train")) if chief else \
         tf.summary.create_noop_writer()
     eval_writer = tf.summary.create_file_writer(os.path.join(model_dir, "validation")) if chief and holdout else \
@@ -327,6 +341,18 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
     if deterministic and not determinism_was_on:
       _disable_op_determinism()
     lock.__exit__(None, None, None)
+
+
+def _checkpoint_input(checkpoint: tf.train.Checkpoint, iterator, resuming: bool) -> None:
+  """Adds the input iterator to the checkpoint; when resuming, the restore already requested applies to it now
+  (deferred restoration), so the stream continues where the checkpointed run was."""
+  if not isinstance(iterator, tf.__internal__.tracking.Trackable):
+    logging.warning("The input position is not checkpointed (a %s cannot be saved): a resumed run restarts the "
+                    "input stream and is not identical to an uninterrupted one", type(iterator).__name__)
+    return
+  checkpoint.input_iterator = iterator
+  if resuming:
+    logging.info("Resuming the input stream from the checkpoint (checkpoints without it restart the stream)")
 
 
 def set_seed(seed: int, deterministic: bool = True) -> None:
