@@ -192,7 +192,8 @@ def resolve_data_dir(model_dir: str, data_dir: Optional[str]) -> Tuple[str, Opti
     (data_dir, the run's data record or None for runs trained before data.json existed).
 
   Raises:
-    ModelDirError: no --data_dir and no record, a recorded directory that is gone, or other classes.
+    ModelDirError: no --data_dir and no record, a recorded directory that is gone, or other classes or another
+      feature rate than the run's.
   """
   path = os.path.join(model_dir, DATA_RECORD)
   record = read_json(path, "the data this run trained on")
@@ -213,4 +214,10 @@ def resolve_data_dir(model_dir: str, data_dir: Optional[str]) -> Tuple[str, Opti
           f"run was trained on {record.get('data_dir')} with classes {record.get('class_names')} (its outputs "
           "would be read with the wrong class names). Pass a --data_dir with the run's classes, or none: the "
           "recorded one is used.")
+    recorded_rate = record.get("feature_rate")
+    if recorded_rate is not None and abs(float(manifest.feature_rate) - float(recorded_rate)) > 1e-9:
+      raise ModelDirError(
+          f"{data_dir} does not match the run in {model_dir}: its feature rate is {manifest.feature_rate}/s, the "
+          f"run was trained on {record.get('data_dir')} at {recorded_rate}/s (detections would be placed at the "
+          "wrong times)")
   return data_dir, record

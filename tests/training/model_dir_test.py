@@ -115,6 +115,13 @@ def test_item2_evaluate_and_export_use_the_recorded_data(trained, tmp_path):
   with pytest.raises(module.ExportError, match=r"\['Alpha', 'Mu', 'Zeta'\].*\['Zeta', 'Alpha', 'Mu'\]"):
     module.export_saved_model(model_dir, str(tmp_path / "bad_export"), other)
   assert not (tmp_path / "bad_export").exists()
+  # The same classes at another feature rate would place every detection at the wrong time.
+  slower = _dataset(tmp_path / "slower", ["Zeta", "Alpha", "Mu"])
+  manifest = schema.read_manifest(slower)
+  manifest.feature_rate = 1.0
+  schema.write_manifest(slower, manifest)
+  with pytest.raises(module.ExportError, match="feature rate is 1.0/s.* at 1.5625/s"):
+    module.export_saved_model(model_dir, str(tmp_path / "bad_export"), slower)
 
   # export without --data_dir writes the run's class names (was the built-in dataset's).
   out = str(tmp_path / "export")
