@@ -117,13 +117,8 @@ def main(argv):
       result = report.evaluate_with_report(model_dir=FLAGS.model_dir, report_dir=FLAGS.report_dir,
                                            data_dir=FLAGS.data_dir, predictions_out=FLAGS.predictions_out)
     else:
-      from stpn_tf.data import schema  # pylint: disable=import-outside-toplevel
-      from stpn_tf.training import model_dir as model_dir_lib  # pylint: disable=import-outside-toplevel
-      try:
-        result = inference.run_model_evaluation(model_dir=FLAGS.model_dir, data_dir=FLAGS.data_dir,
-                                                predictions_out=FLAGS.predictions_out)
-      except (model_dir_lib.ModelDirError, schema.DataFormatError) as e:
-        sys.exit(f"evaluate: error: {e}")
+      result = inference.run_model_evaluation(model_dir=FLAGS.model_dir, data_dir=FLAGS.data_dir,
+                                              predictions_out=FLAGS.predictions_out)
     if FLAGS.output_json:
       evaluation.write_json_atomic(FLAGS.output_json, dict(result, model_dir=FLAGS.model_dir), indent=1)
     return
@@ -141,4 +136,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from stpn_tf import user_errors  # pylint: disable=g-import-not-at-top
+  app.run(user_errors.reporting("evaluate", main))   # model mode's errors (e.g. data.json): one error line

@@ -16,11 +16,12 @@ _GIN_CALL = re.compile(r"^\s*In call to configurable ")
 
 
 def _user_error_types():
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (loaded by the binary anyway)
   # ValueError: the library's own errors (DataFormatError, ModelDirError, BindingError) and gin's binding errors;
   # OSError: unknown gin file, unwritable or full disk; OpError: TensorFlow's I/O errors (e.g. a checkpoint
-  # write on a full disk).
-  return (ValueError, OSError, tf.errors.OpError)
+  # write on a full disk), only possible once TensorFlow is loaded (never imported here: evaluate's file mode
+  # runs without it).
+  tf = sys.modules.get("tensorflow")
+  return (ValueError, OSError) + ((tf.errors.OpError,) if tf is not None and hasattr(tf, "errors") else ())
 
 
 def reporting(program: str, main: Callable) -> Callable:

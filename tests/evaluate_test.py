@@ -139,3 +139,10 @@ def test_item7_exclude_videos_mistyped_path_exits_with_error(tmp_path):
   assert proc.returncode == 1, proc.stderr
   assert f"evaluate: error: video list '{tmp_path / 'exlcude.txt'}' looks like a file path" in proc.stderr
   assert not (tmp_path / "out.json").exists()
+
+
+def test_model_mode_errors_are_one_line(tmp_path):
+  proc = _run_cli(f"--model_dir={tmp_path / 'nothing'}")
+  assert proc.returncode == 1
+  assert f"evaluate: error: {tmp_path / 'nothing'} holds no checkpoint" in proc.stderr
+  assert "Traceback" not in proc.stderr

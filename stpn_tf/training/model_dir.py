@@ -198,6 +198,8 @@ def resolve_data_dir(model_dir: str, data_dir: Optional[str]) -> Tuple[str, Opti
   path = os.path.join(model_dir, DATA_RECORD)
   record = read_json(path, "the data this run trained on")
   if data_dir is None:
+    if record is None and not tf.train.latest_checkpoint(model_dir):
+      raise ModelDirError(f"{model_dir} holds no checkpoint (no training run there)")
     if record is None:
       raise ModelDirError(f"{model_dir} does not record the data it was trained on (no {DATA_RECORD}: trained "
                           "by an older version); pass --data_dir")
