@@ -279,7 +279,10 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
                                          holdout=holdout, input_context=input_context,
                                          cache_decoded=cache_train_split)
 
-    dataset = strategy.distribute_datasets_from_function(dataset_fn)
+    try:   # the decode-once cache reads the whole training split here
+      dataset = strategy.distribute_datasets_from_function(dataset_fn)
+    except tf.errors.DataLossError as e:   # tf.data does not say which file: find it
+      raise shard_check.name_corrupt_shard([data_dir, *extra_train_dirs], "train", e) from e
     iterator = iter(dataset)
     if checkpoint_input:
       _checkpoint_input(checkpoint, iterator, bool(latest))

@@ -24,9 +24,9 @@ def _corrupt(path):
     f.write(bytes(data))
 
 
-def _train(data_dir, model_dir):
+def _train(data_dir, model_dir, params=()):
   gin.clear_config()
-  config.parse_gin(["stpn.gin"], TINY)
+  config.parse_gin(["stpn.gin"], TINY + list(params))
   try:
     return trainer.train_eval(str(model_dir), str(data_dir), num_steps=2)
   finally:
@@ -52,12 +52,14 @@ def test_check_split_names_every_bad_shard(tmp_path):
 
 
 def test_item5_corrupted_shard_named(tmp_path):
-  # A corrupt training shard: the error names it (was "DataLossError: corrupted record at N", no file name).
+  # A corrupt training shard: the error names it (was "DataLossError: corrupted record at N", no file name),
+  # whether the split is decoded once into memory before training or streamed by the training steps.
   data_dir = _dataset(tmp_path / "a")
   bad = schema.read_manifest(data_dir).shard_paths(data_dir, "train")[2]
   _corrupt(bad)
-  with pytest.raises(shard_check.CorruptShardError, match=f"split 'train' of {data_dir}: {bad}: corrupted record"):
-    _train(data_dir, tmp_path / "model_a")
+  for cache in (True, False):
+    with pytest.raises(shard_check.CorruptShardError, match=f"split 'train' of {data_dir}: {bad}: corrupted record"):
+      _train(data_dir, tmp_path / f"model_a_{cache}", [f"train_eval.cache_train_split = {cache}"])
   # A corrupt test shard is found before training, not after it.
   data_dir = _dataset(tmp_path / "b")
   bad = schema.read_manifest(data_dir).shard_paths(data_dir, "test")[1]
