@@ -24,7 +24,9 @@ Exactly one mode must be chosen. OUT.json (written atomically) holds fractions i
 Input rules: GT {"database": {vid: {"subset", "annotations": [{"label", "segment": [s, e]}]}}}, predictions
 {"results": {vid: [{"label", "score", "segment": [s, e]}]}}; numbers may be strings ("88.6").
 Errors (exit status 1, message naming file, video and problem): unreadable, empty or malformed JSON, a missing
-key, a segment with end < start or non-numeric/non-finite bounds, a NaN score, no annotation in the subset.
+key, a segment with end < start or non-numeric/non-finite bounds, a NaN score, no annotation in the subset, a
+video listed twice (in predictions or ground truth), an --exclude_videos value that looks like a path (a separator
+or a file extension) but is no file.
 Counted, not errors: predictions whose label is absent from the evaluated ground truth are dropped; predictions
 for videos without ground truth stay as false positives (as in the ActivityNet reference); {"results": {}} scores 0.
 num_ground_truth_videos counts videos with at least one annotation in the subset (after --exclude_videos).
