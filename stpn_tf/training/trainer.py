@@ -208,10 +208,11 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
     extra_train_dirs: more datasets with the same class list whose "train" split is mixed into training
       (e.g. the extra weakly-tagged videos of Nguyen et al. 2019, "Ours + MV").
     checkpoint_input: save the input pipeline's position (the tf.data iterator) with every checkpoint, so that a
-      resumed run reads the same batches as an uninterrupted one and ends with the same weights. Costs disk: the
-      iterator's state holds its shuffle and prefetch buffers (up to make_train_dataset.shuffle_buffer serialized
-      videos, i.e. up to the training split's size, per checkpoint). Only with the default strategy: tf.distribute's
-      distributed iterators cannot be saved, so other strategies restart the input stream on resume (logged).
+      resumed run reads the same batches as an uninterrupted one and ends with the same weights. The iterator's
+      state holds its shuffle and prefetch buffers: small with cache_train_split (the buffer holds indices), up to
+      make_train_dataset.shuffle_buffer serialized videos per checkpoint when the split is streamed. Only with the
+      default strategy: tf.distribute's distributed iterators cannot be saved, so other strategies restart the
+      input stream on resume (logged).
     seed: the one seed of a run: Python, NumPy, TensorFlow and Keras generators, the input pipeline's file
       order, shuffling and sampling, and which training videos are held out for validation.
     deterministic: fixed element order in the input pipeline and TensorFlow's op determinism, so two runs with
