@@ -4,6 +4,7 @@
 (next to the package in a source checkout, or installed as stpn_tf/gin_configs by setup.py).
 """
 
+import logging
 import os
 from typing import Sequence
 
@@ -22,13 +23,46 @@ GIN_SEARCH_PATHS = (
 )
 
 
+class GinFileNotFoundError(FileNotFoundError):
+  """A --gin_file that is neither a file nor the name of one in gin_configs/."""
+
+
+def _resolve_gin_file(name: str) -> str:
+  if os.path.isabs(name) or os.path.isfile(name):
+    return name
+  for folder in GIN_SEARCH_PATHS:
+    if os.path.isfile(os.path.join(folder, name)):
+      return os.path.join(folder, name)
+  known = sorted(f for folder in GIN_SEARCH_PATHS if os.path.isdir(folder) for f in os.listdir(folder)
+                 if f.endswith(".gin"))
+  raise GinFileNotFoundError(f"gin file {name!r} not found (looked in the current directory and "
+                             f"{[p for p in GIN_SEARCH_PATHS if os.path.isdir(p)]}); known: {', '.join(known)}")
+
+
+class _DropGinPathNotFound(logging.Filter):
+  """gin logs 'Path not found: X' at error level for every file it then finds on its search path (it first
+  tries X as a Python package resource): a false alarm on every run."""
+
+  def filter(self, record):
+    return not str(record.msg).startswith("Path not found: ")
+
+
 def parse_gin(gin_files: Sequence[str], gin_params: Sequence[str], finalize: bool = True) -> None:
-  """Parses gin files (searched in the cwd, then gin_configs/) and bindings; gin names any unknown binding."""
+  """Parses gin files (searched in the cwd, then gin_configs/) and bindings; gin names any unknown binding.
+
+  Raises:
+    GinFileNotFoundError: a gin file is nowhere on the search path (the message lists the known ones).
+  """
   for path in GIN_SEARCH_PATHS:
     if os.path.isdir(path) and path not in gin.config._LOCATION_PREFIXES:  # pylint: disable=protected-access
       gin.add_config_file_search_path(path)
-  gin.parse_config_files_and_bindings(list(gin_files or []), list(gin_params or []),
-                                      finalize_config=finalize)
+  files = [_resolve_gin_file(f) for f in gin_files or []]
+  root, quiet = logging.getLogger(), _DropGinPathNotFound()
+  root.addFilter(quiet)   # for the files they include ("include 'aumn.gin'"), which gin searches itself
+  try:
+    gin.parse_config_files_and_bindings(files, list(gin_params or []), finalize_config=finalize)
+  finally:
+    root.removeFilter(quiet)
 
 
 def default_cache_dir() -> str:

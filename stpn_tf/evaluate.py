@@ -9,6 +9,9 @@ Model mode (runs a trained model, then scores it; implemented in stpn_tf.inferen
 
   python -m stpn_tf.evaluate --model_dir=DIR [--data_dir=DIR] [--predictions_out=PRED.json] [--report_dir=OUT]
 
+Without --data_dir, model mode scores the test split of the data the run trained on (DIR/data.json); a --data_dir
+with other classes than the run's is refused. OUT.json names the data it scored ("data_dir", "split").
+
 --report_dir (model mode; needs matplotlib, `pip install -e ".[viz]"`) also writes an HTML report: OUT/index.html
 with the mAP table, per-class AP and precision-recall curves at tIoU 0.5, plots of the best and worst videos and
 the run's config.gin (stpn_tf/visualization/report.py).
@@ -21,7 +24,9 @@ Exactly one mode must be chosen. OUT.json (written atomically) holds fractions i
 Input rules: GT {"database": {vid: {"subset", "annotations": [{"label", "segment": [s, e]}]}}}, predictions
 {"results": {vid: [{"label", "score", "segment": [s, e]}]}}; numbers may be strings ("88.6").
 Errors (exit status 1, message naming file, video and problem): unreadable, empty or malformed JSON, a missing
-key, a segment with end < start or non-numeric/non-finite bounds, a NaN score, no annotation in the subset.
+key, a segment with end < start or non-numeric/non-finite bounds, a NaN score, no annotation in the subset, a
+video listed twice (in predictions or ground truth), an --exclude_videos value that looks like a path (a separator
+or a file extension) but is no file.
 Counted, not errors: predictions whose label is absent from the evaluated ground truth are dropped; predictions
 for videos without ground truth stay as false positives (as in the ActivityNet reference); {"results": {}} scores 0.
 num_ground_truth_videos counts videos with at least one annotation in the subset (after --exclude_videos).
@@ -133,4 +138,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from stpn_tf import user_errors  # pylint: disable=g-import-not-at-top
+  app.run(user_errors.reporting("evaluate", main))   # model mode's errors (e.g. data.json): one error line

@@ -5,7 +5,8 @@ r"""Exports a trained run as a TensorFlow SavedModel for serving.
 Rebuilds the model from DIR/config.gin, restores its last checkpoint and writes OUT with the signatures `outputs`
 (= serving_default), `outputs_batched`, `detect` (in-graph detection with the run's gin-bound post-processing
 settings; absent for tasks without one) and `metadata`. Class names and the feature rate come from the dataset
-manifest (--data_dir, default the built-in dataset) and are stored in the export, which is self-contained: load it
+manifest (--data_dir, default the dataset the run trained on, recorded in DIR/data.json; another --data_dir must
+have the same classes) and are stored in the export, which is self-contained: load it
 with `tf.saved_model.load(OUT)`, no stpn_tf needed. OUT is written to a temporary sibling and renamed when
 complete. See stpn_tf/serving/module.py.
 """
@@ -23,8 +24,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                       flag_values=flag_values)
   flags.DEFINE_string("export_dir", None, "where to write the SavedModel (must not exist unless --overwrite).",
                       flag_values=flag_values)
-  flags.DEFINE_string("data_dir", None, "dataset the run was trained on (class names, feature rate); default: "
-                      "the built-in dataset.", flag_values=flag_values)
+  flags.DEFINE_string("data_dir", None, "dataset with the run's classes (class names, feature rate); default: "
+                      "the one the run trained on (DIR/data.json).", flag_values=flag_values)
   flags.DEFINE_bool("overwrite", False, "replace an existing --export_dir.", flag_values=flag_values)
 
 

@@ -60,7 +60,7 @@ def predict_videos(task, models, data_dir: str, split: str, batch_size: int = 8,
   fns = _predict_fns(models)
   video_level = getattr(task, "video_level_outputs", VIDEO_LEVEL_OUTPUTS)
   ds = pipeline.make_eval_dataset(data_dir, split, batch_size=batch_size, streams=task.streams, holdout=holdout)
-  for batch in ds:
+  for batch in _naming_corrupt_shards(ds, data_dir, split):
     outputs = {name: {k: v.numpy() for k, v in fns[name](task.network_inputs(name, batch)).items()}
                for name in models}
     lengths = batch["num_segments"].numpy()
@@ -74,6 +74,19 @@ def predict_videos(task, models, data_dir: str, split: str, batch_size: int = 8,
       for name, out in outputs.items():
         per_video[name] = {k: v[i] if k in video_level else v[i, :length] for k, v in out.items()}
       yield info, per_video
+
+
+def _naming_corrupt_shards(ds, data_dir: str, split: str):
+  iterator = iter(ds)
+  while True:
+    try:
+      batch = next(iterator)
+    except StopIteration:
+      return
+    except tf.errors.DataLossError as e:   # tf.data does not say which file: find it
+      from stpn_tf.data import shard_check  # pylint: disable=import-outside-toplevel
+      raise shard_check.name_corrupt_shard([data_dir], split, e) from e
+    yield batch
 
 
 def classification_metrics(task, models, data_dir: str, split: str,
@@ -139,6 +152,7 @@ def evaluate_split(task, models, data_dir: str, split: str = "test", model_dir: 
   if collapse_guard is not None:
     collapse_guard.final_check(result["attention_health"])
     result["collapse_warnings"] = collapse_guard.report()
+  result["data_dir"], result["split"] = data_dir, split   # which data these numbers are about
   predictions_out = predictions_out or (os.path.join(model_dir, f"predictions_{split}.json") if model_dir else None)
   if predictions_out:
     eval_io.write_predictions_json(
@@ -156,12 +170,18 @@ def evaluate_split(task, models, data_dir: str, split: str = "test", model_dir: 
 
 
 def restore_models(model_dir: str, data_dir: str):
-  """Rebuilds the task of a training run from model_dir/config.gin and restores its last checkpoint."""
+  """Rebuilds the task of a training run from model_dir/config.gin and restores its last checkpoint.
+
+  Raises:
+    ModelDirError: no checkpoint, or data_dir's classes are not the ones the run recorded (data.json).
+  """
   from stpn_tf import config  # registers configurables
+  from stpn_tf.training import model_dir as model_dir_lib
   from stpn_tf.training import trainer
   ckpt = tf.train.latest_checkpoint(model_dir)
   if not ckpt:
     raise trainer.ModelDirError(f"{model_dir} holds no checkpoint to evaluate")
+  model_dir_lib.resolve_data_dir(model_dir, data_dir)   # refuses data with other classes than the run's
   gin.clear_config()
   config.parse_gin([os.path.join(model_dir, "config.gin")], [])
   task = gin.query_parameter("train_eval.task").scoped_configurable_fn()
@@ -174,8 +194,9 @@ def restore_models(model_dir: str, data_dir: str):
 
 def run_model_evaluation(model_dir: str, data_dir: Optional[str] = None,
                          predictions_out: Optional[str] = None) -> Dict:
-  """`python -m stpn_tf.evaluate --model_dir=...`: restore, localize the test split, score."""
-  from stpn_tf import config
-  data_dir = data_dir or config.builtin_dataset()
+  """`python -m stpn_tf.evaluate --model_dir=...`: restore, localize the test split, score. Without data_dir, the
+  data the run trained on (model_dir/data.json)."""
+  from stpn_tf.training import model_dir as model_dir_lib
+  data_dir, _ = model_dir_lib.resolve_data_dir(model_dir, data_dir)
   task, models = restore_models(model_dir, data_dir)
   return evaluate_split(task, models, data_dir, "test", model_dir=model_dir, predictions_out=predictions_out)

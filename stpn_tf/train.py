@@ -5,7 +5,9 @@ r"""Trains a model and evaluates it on the test split.
 Flags say only where and how long; every hyperparameter is a gin binding (gin_configs/*.gin, --gin_param).
 Without --data_dir the built-in synthetic THUMOS14-like dataset is used (generated on first use); without
 --model_dir runs go to $STPN_TF_CACHE/runs/<gin file name> (default ~/.cache/stpn_tf/runs/...). Rerunning the
-same command resumes from the last checkpoint.
+same command resumes from the last checkpoint; --num_steps=0 only evaluates the last checkpoint. One training
+process writes a model directory at a time (DIR/train.lock). Mistakes (a gin typo, a missing folder, ...) print one
+"train: error:" line; --verbosity=1 shows the traceback.
 """
 
 from absl import app
@@ -14,6 +16,7 @@ from absl import logging
 
 from stpn_tf import common_flags
 from stpn_tf import config
+from stpn_tf import user_errors
 from stpn_tf.training import distribute
 from stpn_tf.training import trainer
 
@@ -35,4 +38,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(user_errors.reporting("train", main))   # user errors: one "train: error:" line, no traceback

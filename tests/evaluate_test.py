@@ -128,3 +128,21 @@ def test_model_mode_calls_inference_lazily(fresh_flags, monkeypatch):
   fresh_flags(["evaluate", "--model_dir=/m", "--predictions_out=/p.json"])
   evaluate.main(["evaluate"])
   assert calls == [{"model_dir": "/m", "data_dir": None, "predictions_out": "/p.json"}]
+
+
+def test_item7_exclude_videos_mistyped_path_exits_with_error(tmp_path):
+  # Was read as the video id "<tmp>/exlcude.txt": nothing excluded, exit status 0.
+  gt, pred = _write_files(tmp_path)
+  (tmp_path / "exclude.txt").write_text("v2\n")
+  proc = _run_cli(f"--ground_truth={gt}", f"--predictions={pred}", "--subset=test",
+                  f"--exclude_videos={tmp_path / 'exlcude.txt'}", f"--output_json={tmp_path / 'out.json'}")
+  assert proc.returncode == 1, proc.stderr
+  assert f"evaluate: error: video list '{tmp_path / 'exlcude.txt'}' looks like a file path" in proc.stderr
+  assert not (tmp_path / "out.json").exists()
+
+
+def test_model_mode_errors_are_one_line(tmp_path):
+  proc = _run_cli(f"--model_dir={tmp_path / 'nothing'}")
+  assert proc.returncode == 1
+  assert f"evaluate: error: {tmp_path / 'nothing'} holds no checkpoint" in proc.stderr
+  assert "Traceback" not in proc.stderr

@@ -118,3 +118,74 @@ def test_sigkill_then_rerun_resumes(data_dir, tmp_path):
   assert out.returncode == 0, out.stderr[-2000:]
   assert "Resumed from" in out.stderr and f"at step {killed_at}" in out.stderr
   assert tf.train.latest_checkpoint(str(model_dir)).endswith(f"ckpt-{killed_at + 2}")
+
+
+# ------------------------------------------------------------------------------------------- issue 19
+
+
+def test_item3_num_steps_zero_evaluates_only(data_dir, tmp_path):
+  model_dir = str(tmp_path / "model")
+  with pytest.raises(trainer.ModelDirError, match="--num_steps=0 trains no step.*holds no checkpoint"):
+    _run_main(data_dir, model_dir, 0)
+  assert not os.path.exists(model_dir)
+  # default_num_steps 4: 0 used to mean "the gin default" and trained on to step 4.
+  _run_main(data_dir, model_dir, 2, ["train_eval.default_num_steps = 4"])
+  os.remove(os.path.join(model_dir, "eval_test.json"))
+  _run_main(data_dir, model_dir, 0, ["train_eval.default_num_steps = 4"])
+  assert tf.train.latest_checkpoint(model_dir).endswith("ckpt-2")
+  assert json.load(open(os.path.join(model_dir, "eval_test.json")))["num_videos"] == 3   # evaluated again
+  with pytest.raises(ValueError, match="--num_steps must be >= 0, got -1"):
+    _run_main(data_dir, model_dir, -1)
+
+
+def _run_binary(argv, capsys):
+  """train's main as `python -m stpn_tf.train` runs it (user errors reported); returns (exit code, stderr)."""
+  from stpn_tf import user_errors  # pylint: disable=import-outside-toplevel
+  with flagsaver.flagsaver():
+    FLAGS.unparse_flags()
+    FLAGS(["train", *argv])
+    gin.clear_config()
+    with pytest.raises(SystemExit) as info:
+      user_errors.reporting("train", train.main)([])
+  return info.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--gin_param=train_eval.batch_size = 'big'"],
+     "train: error: train_eval.batch_size must be an integer >= 1, got 'big' (str)"),
+    (["--gin_param=train_eval.checkpoint_every = 0"], "train: error: train_eval.checkpoint_every must be >= 1"),
+    (["--gin_file=stnp.gin"], "train: error: gin file 'stnp.gin' not found"),
+    (["--data_dir={tmp}/nope"], "train: error: data directory {tmp}/nope does not exist"),
+    (["--model_dir={tmp}/file/model"], "train: error: model directory {tmp}/file/model is not writable"),
+])
+def test_item8_user_errors_print_one_error_line(data_dir, tmp_path, capsys, args, message):
+  (tmp_path / "file").write_text("x")
+  base = {"--gin_file": "--gin_file=stpn.gin", "--data_dir": f"--data_dir={data_dir}",
+          "--model_dir": f"--model_dir={tmp_path / 'model'}"}
+  args = [a.format(tmp=tmp_path) for a in args]
+  for a in args:
+    base.pop(a.split("=", 1)[0], None)
+  code, err = _run_binary(list(base.values()) + [f"--gin_param={p}" for p in TINY_PARAMS] + args, capsys)
+  assert code == 1
+  assert err.startswith(message.format(tmp=tmp_path)), err
+  assert "Traceback" not in err and len(err.strip().splitlines()) == 2, err   # the line and the --verbosity hint
+
+
+def test_item8_binary_error_line_without_traceback_or_gin_noise(data_dir, tmp_path):
+  cmd = [sys.executable, "-m", "stpn_tf.train", "--gin_file=stpn.gin", f"--data_dir={data_dir}",
+         f"--model_dir={tmp_path / 'model'}", "--gin_param=STPN.sparsity_wieght = 0.1"]
+  out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 1
+  assert "train: error:" in out.stderr and "sparsity_wieght" in out.stderr
+  assert "Traceback" not in out.stderr and "Path not found" not in out.stderr, out.stderr[-3000:]
+
+
+def test_item8_verbosity_1_keeps_the_traceback(data_dir, tmp_path):
+  from stpn_tf import user_errors  # pylint: disable=import-outside-toplevel
+  with flagsaver.flagsaver():
+    FLAGS.unparse_flags()
+    FLAGS(["train", "--gin_file=stpn.gin", f"--data_dir={data_dir}", f"--model_dir={tmp_path / 'm'}",
+           "--gin_param=STPN.sparsity_wieght = 0.1", "--verbosity=1"])
+    gin.clear_config()
+    with pytest.raises(ValueError, match="sparsity_wieght"):   # the exception itself: absl prints its traceback
+      user_errors.reporting("train", train.main)([])

@@ -32,7 +32,9 @@ Output (``output_dir``), besides the dataset itself:
                           (these are not ground truth; evaluators may ignore detections overlapping them).
   conversion_report.json  status, counts, every problem, skipped video and warning; written on failure too.
 Both JSON files and the report are written atomically before the manifest, which comes last: a directory
-without manifest.json is never a complete dataset, whatever happened to the conversion.
+without manifest.json is never a complete dataset, whatever happened to the conversion. The report says
+"complete" only once the manifest is written (before: "running"). A folder holding only a failed conversion's
+report (and its temporaries) is replaced by a rerun without --overwrite.
 
 Problems, each reported with the video id (``Problem.kind``):
   duplicate_id, unknown_class, bad_annotation, bad_segment (not finite, or end < start), bad_duration,
@@ -75,6 +77,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from stpn_tf.data import hdf5_check
 from stpn_tf.data import schema
 from stpn_tf.evaluation import io as eval_io
 
@@ -89,8 +92,6 @@ DEFAULT_SEGMENT_TOLERANCE_S = 1.0
 DEFAULT_STREAM_DIM = 1024
 ON_ERROR_CHOICES = ("fail", "skip")
 FORMATS = ("wtalc", "per_video", "hdf5")
-# HDF5 signature; it sits at offset 0 or, after a user block, at 512, 1024, 2048, ...
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 # How many problems a fail-mode error message lists; the report holds them all.
 _MAX_LISTED = 20
 
@@ -659,20 +660,6 @@ class PerVideoFeatures:
     del video
 
 
-def _looks_like_hdf5(path: str) -> bool:
-  """True when the HDF5 signature is at offset 0, 512, 1024, ... (tensorflow-io crashes on other files)."""
-  with _open_binary(path) as f:
-    offset = 0
-    while True:
-      f.seek(offset)
-      head = f.read(len(_HDF5_MAGIC))
-      if head == _HDF5_MAGIC:
-        return True
-      if len(head) < len(_HDF5_MAGIC) or offset >= 1 << 20:
-        return False
-      offset = 512 if offset == 0 else 2 * offset
-
-
 class Hdf5Features:
   """An HDF5 file read through tensorflow-io, one dataset at a time.
 
@@ -685,8 +672,10 @@ class Hdf5Features:
     import tensorflow_io as tfio  # pylint: disable=import-outside-toplevel  (heavy; only this format needs it)
     if not tf.io.gfile.exists(path):
       raise schema.DataFormatError(f"HDF5 file {path} does not exist")
-    if not _looks_like_hdf5(path):
-      raise schema.DataFormatError(f"{path} is not an HDF5 file (no HDF5 signature)")
+    try:   # tensorflow-io crashes the process on a file that is not HDF5 or is truncated: check first
+      hdf5_check.check_hdf5_file(path, _open_binary)
+    except hdf5_check.Hdf5FileError as e:
+      raise schema.DataFormatError(str(e)) from e
     self.description = path
     self._dim = stream_dim
     try:
@@ -828,16 +817,41 @@ def _warnings(video: VideoAnnotation, num_rows: int, feature_rate: float) -> Lis
 # ------------------------------------------------------------------------------------------- conversion
 
 
+def _is_temporary(name: str) -> bool:
+  """DatasetWriter's and _write_json's temporaries (".tmp-TOKEN-NAME") and evaluation.io's (".NAME.XXXX.tmp")."""
+  return name.startswith(".tmp-") or (name.startswith(".") and name.endswith(".tmp"))
+
+
+def _only_a_failed_conversion(output_dir: str, names: Sequence[str]) -> bool:
+  """True when output_dir holds nothing but what a failed conversion left: its report (status "failed"), maybe
+  its side files and temporaries, and no manifest. A rerun may then replace it without --overwrite."""
+  if REPORT_NAME not in names or schema.MANIFEST_NAME in names:
+    return False
+  if any(n not in (REPORT_NAME, GROUND_TRUTH_NAME, AMBIGUOUS_NAME) and not _is_temporary(n) for n in names):
+    return False
+  try:
+    with tf.io.gfile.GFile(os.path.join(output_dir, REPORT_NAME)) as f:
+      return json.loads(f.read()).get("status") == "failed"
+  except (OSError, tf.errors.OpError, ValueError, AttributeError):
+    return False
+
+
 def _prepare_output_dir(output_dir: str, overwrite: bool) -> None:
-  """Refuses a non-empty directory unless overwrite; with overwrite removes what a conversion wrote there."""
-  if tf.io.gfile.isdir(output_dir) and tf.io.gfile.listdir(output_dir):
+  """Refuses a non-empty directory unless overwrite (or it holds only a failed conversion's report); otherwise
+  removes what a conversion wrote there."""
+  names = tf.io.gfile.listdir(output_dir) if tf.io.gfile.isdir(output_dir) else []
+  if names:
+    if _only_a_failed_conversion(output_dir, [n.rstrip("/") for n in names]):
+      logging.info("%s holds only a failed conversion's report: replacing it", output_dir)
+      overwrite = True
     if not overwrite:
       raise FileExistsError(f"{output_dir} exists and is not empty; pass --overwrite to replace its dataset")
     manifest = os.path.join(output_dir, schema.MANIFEST_NAME)
     if tf.io.gfile.exists(manifest):
       tf.io.gfile.remove(manifest)   # first, so the directory stops looking complete
     for name in tf.io.gfile.listdir(output_dir):
-      ours = name in (GROUND_TRUTH_NAME, AMBIGUOUS_NAME, REPORT_NAME) or name.endswith(schema.SHARD_SUFFIX)
+      ours = name in (GROUND_TRUTH_NAME, AMBIGUOUS_NAME, REPORT_NAME) or name.endswith(schema.SHARD_SUFFIX) or \
+          _is_temporary(name)   # of a killed conversion (shards, JSON files)
       if ours and not tf.io.gfile.isdir(os.path.join(output_dir, name)):
         tf.io.gfile.remove(os.path.join(output_dir, name))
   tf.io.gfile.makedirs(output_dir)
@@ -1006,8 +1020,11 @@ def convert(annotations: Annotations, source, output_dir: str, feature_rate: flo
                                        f"feature rate is {feature_rate:.4f}/s: check --feature_rate"))
     report.seconds.update({k: round(v, 3) for k, v in timings.items()})
     report.seconds["total"] = round(time.perf_counter() - start, 3)
-    report.status = "complete"
-    _write_json(os.path.join(output_dir, REPORT_NAME), report.to_json())
+    _write_json(os.path.join(output_dir, REPORT_NAME), report.to_json())   # still "running": no manifest yet
+  # "complete" only once the manifest is there: a kill during the shards' renames or the manifest's write leaves
+  # a report that says "running", never a "complete" one without a dataset.
+  report.status = "complete"
+  _write_json(os.path.join(output_dir, REPORT_NAME), report.to_json())
   return report
 
 

@@ -45,8 +45,9 @@ import json
 import math
 import numbers
 import os
+import re
 import tempfile
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -72,6 +73,30 @@ def _where(source: str, video_id: Optional[str] = None,
   return ": ".join(parts)
 
 
+class _JsonObject(dict):
+  """A JSON object that remembers the keys it saw more than once (json.loads silently keeps the last)."""
+  duplicates: Dict[str, int]
+
+
+def _object_with_duplicates(pairs) -> "_JsonObject":
+  obj = _JsonObject()
+  obj.duplicates = {}
+  for key, value in pairs:
+    if key in obj:
+      obj.duplicates[key] = obj.duplicates.get(key, 1) + 1
+    obj[key] = value
+  return obj
+
+
+def _refuse_duplicate_videos(mapping: Any, path: PathLike, what: str) -> None:
+  """A video listed twice would be silently reduced to its last entry: refuse it, naming the video(s)."""
+  duplicates = getattr(mapping, "duplicates", None)
+  if duplicates:
+    listed = ", ".join(f"{vid!r} ({n} times)" for vid, n in sorted(duplicates.items()))
+    raise EvaluationInputError(f'{path}: video(s) listed more than once in "{what}": {listed}; each video must '
+                               "appear once (merge its entries)")
+
+
 def _read_json(path: PathLike) -> Any:
   """Reads a JSON file, turning every failure into an EvaluationInputError."""
   try:
@@ -82,7 +107,7 @@ def _read_json(path: PathLike) -> Any:
   if not text.strip():
     raise EvaluationInputError(f"{path}: file is empty (expected JSON)")
   try:
-    return json.loads(text)
+    return json.loads(text, object_pairs_hook=_object_with_duplicates)
   except json.JSONDecodeError as e:
     raise EvaluationInputError(f"{path}: malformed JSON: {e}") from e
 
@@ -150,6 +175,7 @@ def load_ground_truth(path: PathLike,
   database = data["database"]
   if not isinstance(database, Mapping):
     raise EvaluationInputError(f'{path}: "database" must be an object')
+  _refuse_duplicate_videos(database, path, "database")
   video_ids, labels, starts, ends = [], [], [], []
   for video_id, video in database.items():
     if not isinstance(video, Mapping):
@@ -208,6 +234,7 @@ def load_predictions(path: PathLike) -> pd.DataFrame:
   results = data["results"]
   if not isinstance(results, Mapping):
     raise EvaluationInputError(f'{path}: "results" must be an object')
+  _refuse_duplicate_videos(results, path, "results")
   video_ids, labels, starts, ends, scores = [], [], [], [], []
   for video_id, detections in results.items():
     if not isinstance(detections, Sequence) or isinstance(detections, str):
@@ -249,7 +276,9 @@ def parse_video_list(value: Optional[Union[str, Iterable[str]]]) -> list:
     List of unique video ids, in first-seen order.
 
   Raises:
-    EvaluationInputError: the file exists but cannot be read.
+    EvaluationInputError: the file exists but cannot be read, or an item looks like a file path (has a path
+      separator or a file extension such as ".txt") but is no file: a mistyped path would otherwise be read as
+      a video id and exclude nothing.
   """
   if value is None:
     return []
@@ -266,9 +295,24 @@ def parse_video_list(value: Optional[Union[str, Iterable[str]]]) -> list:
       items = " ".join(lines).replace(",", " ").split()
     else:
       items = [s.strip() for s in text.split(",")]
+      for item in items:
+        if _looks_like_path(item):
+          what = "is a directory, not a file" if os.path.isdir(item) else "does not exist"
+          raise EvaluationInputError(
+              f"video list {item!r} looks like a file path but {what}; pass an existing file with one id per "
+              "line, or comma-separated video ids")
   else:
     items = [str(s).strip() for s in value]
   return list(dict.fromkeys(s for s in items if s))
+
+
+# A file extension: a dot then 1-5 alphanumerics starting with a letter (".txt", ".json", ".lst"). Video ids of
+# THUMOS14 / ActivityNet ("video_test_0000004", "v_-zHX3Gdx6I4") have none.
+_EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,4}$")
+
+
+def _looks_like_path(item: str) -> bool:
+  return "/" in item or os.sep in item or bool(_EXTENSION.search(item))
 
 
 def write_json_atomic(path: PathLike, obj: Any, indent: Optional[int] = None) -> None:

@@ -51,6 +51,7 @@ import datetime
 import inspect
 import json
 import os
+import re
 import time
 import uuid
 from typing import Dict, Optional
@@ -477,6 +478,27 @@ def _checkpoint_step(path: str) -> int:
     return int(suffix) if suffix.isdigit() else -1
 
 
+def _clean_stale_export_temporaries(export_dir: str) -> None:
+  """Removes the .NAME.tmp-XXXXXXXX/ folders a killed export left next to export_dir; a killed swap's
+  .NAME.tmp-XXXXXXXX-old/ (the previous export, moved aside) is put back when export_dir is missing."""
+  parent = os.path.dirname(os.path.abspath(export_dir))
+  if not tf.io.gfile.isdir(parent):
+    return
+  pattern = re.compile(r"^\." + re.escape(os.path.basename(export_dir)) + r"\.tmp-[0-9a-f]{8}(-old)?$")
+  for name in sorted(tf.io.gfile.listdir(parent)):
+    name = name.rstrip("/")
+    match = pattern.match(name)
+    if not match:
+      continue
+    path = os.path.join(parent, name)
+    if match.group(1) and not tf.io.gfile.exists(export_dir):
+      logging.warning("Restoring %s from %s (an export was killed while replacing it)", export_dir, path)
+      tf.io.gfile.rename(path, export_dir)
+    else:
+      logging.warning("Removing %s, left by an export that did not finish", path)
+      tf.io.gfile.rmtree(path)
+
+
 def export_saved_model(model_dir: str, export_dir: str, data_dir: Optional[str] = None,
                        overwrite: bool = False) -> str:
   """Exports the last checkpoint of a training run as a SavedModel (see the module docstring); returns export_dir.
@@ -488,9 +510,9 @@ def export_saved_model(model_dir: str, export_dir: str, data_dir: Optional[str] 
     ExportError: no checkpoint in model_dir, a dataset that does not match the run, settings the in-graph
       post-processor cannot take, or an existing export_dir without overwrite.
   """
-  from stpn_tf import config  # pylint: disable=import-outside-toplevel
   from stpn_tf import inference  # pylint: disable=import-outside-toplevel
   from stpn_tf.data import schema  # pylint: disable=import-outside-toplevel
+  from stpn_tf.training import model_dir as model_dir_lib  # pylint: disable=import-outside-toplevel
   from stpn_tf.training import trainer  # pylint: disable=import-outside-toplevel
 
   if not tf.io.gfile.isdir(model_dir):
@@ -503,15 +525,14 @@ def export_saved_model(model_dir: str, export_dir: str, data_dir: Optional[str] 
   if not tf.io.gfile.exists(config_path):
     raise ExportError(f"{model_dir} has a checkpoint but no config.gin: cannot rebuild the model")
   export_dir = export_dir.rstrip("/")
+  _clean_stale_export_temporaries(export_dir)
   if tf.io.gfile.exists(export_dir) and not overwrite:
     raise ExportError(f"{export_dir} already exists; choose another --export_dir or pass --overwrite")
-  data_dir = data_dir or config.builtin_dataset()
-
-  run_info = None
-  run_info_path = os.path.join(model_dir, trainer.RUN_INFO)
-  if tf.io.gfile.exists(run_info_path):
-    with tf.io.gfile.GFile(run_info_path) as f:
-      run_info = json.load(f)
+  try:   # default: the data the run trained on; another dataset must have the run's class names
+    data_dir, _ = model_dir_lib.resolve_data_dir(model_dir, data_dir)
+    run_info = model_dir_lib.read_json(os.path.join(model_dir, trainer.RUN_INFO), "which model this directory holds")
+  except model_dir_lib.ModelDirError as e:
+    raise ExportError(str(e)) from e
   manifest = schema.read_manifest(data_dir)
   if run_info:
     dims = {s: manifest.feature_dims.get(s) for s in run_info.get("feature_dims", {})}

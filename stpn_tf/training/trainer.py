@@ -5,7 +5,7 @@ losses. Every network gets its own optimizer (STPN trains its RGB and flow netwo
 and all networks step together on the same batch in one compiled function.
 """
 
-import json
+import contextlib
 import os
 import time
 from typing import Dict, Optional, Sequence
@@ -17,19 +17,19 @@ import tensorflow as tf
 
 from stpn_tf.data import pipeline
 from stpn_tf.data import schema
+from stpn_tf.data import shard_check
 from stpn_tf.evaluation import attention_health
+from stpn_tf.training import bindings
 from stpn_tf.training import distribute
+from stpn_tf.training import model_dir as model_dir_lib
 from stpn_tf.training import precision as precision_lib
 
-RUN_INFO = "run_info.json"
+RUN_INFO = model_dir_lib.RUN_INFO
+ModelDirError = model_dir_lib.ModelDirError
 # The NumPy collapse guard stays free of gin; its arguments are bound here as `collapse_guard.<arg>` (patience,
 # low, high, max_share, enabled).
 collapse_guard = gin.external_configurable(attention_health.CollapseGuard, "collapse_guard")
 _ATTENTION_SUMS = ("sum", "below", "above", "count")
-
-
-class ModelDirError(ValueError):
-  """The model directory cannot be used (not writable, or holds another model's checkpoints)."""
 
 
 def _check_model_dir(model_dir: str, run_info: Dict) -> None:
@@ -43,9 +43,8 @@ def _check_model_dir(model_dir: str, run_info: Dict) -> None:
   except (OSError, tf.errors.OpError) as e:
     raise ModelDirError(f"model directory {model_dir} is not writable: {e}") from e
   path = os.path.join(model_dir, RUN_INFO)
-  if tf.io.gfile.exists(path):
-    with tf.io.gfile.GFile(path) as f:
-      existing = json.load(f)
+  existing = model_dir_lib.read_json(path, "which model this directory holds")
+  if existing is not None:
     if existing != run_info:
       raise ModelDirError(
           f"{model_dir} holds checkpoints of another model ({existing}); this run is {run_info}. "
@@ -53,8 +52,7 @@ def _check_model_dir(model_dir: str, run_info: Dict) -> None:
   elif tf.train.latest_checkpoint(model_dir):
     raise ModelDirError(f"{model_dir} holds checkpoints with no {RUN_INFO}; refusing to overwrite them")
   else:
-    with tf.io.gfile.GFile(path, "w") as f:
-      json.dump(run_info, f, indent=1)
+    model_dir_lib.write_json_atomic(path, run_info)
 
 
 @gin.configurable
@@ -92,6 +90,12 @@ class Trainer:
     for name in self.models:
       objects[f"{name}_model"] = self.models[name]
       objects[f"{name}_optimizer"] = self.optimizers[name]
+      # The state of the model's seed generators (dropout masks): Keras does not track it for tf.train.Checkpoint,
+      # and without it a resumed run draws the masks of steps 0, 1, ... again.
+      weights = {id(v) for v in self.models[name].weights}
+      rng = [v for v in self.models[name].variables if id(v) not in weights]
+      if rng:
+        objects[f"{name}_rng"] = rng
     return tf.train.Checkpoint(**objects)
 
   def _replica_step_fn(self, batch):
@@ -174,6 +178,7 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
                jit_compile: bool = True,
                final_evaluation: bool = True,
                extra_train_dirs: Sequence[str] = (),
+               checkpoint_input: bool = True,
                seed: int = 0,
                deterministic: bool = True,
                validation_fraction: float = 0.0,
@@ -187,7 +192,8 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
   Args:
     model_dir: checkpoints, summaries, the operative gin config and the evaluation results go here.
     data_dir: a dataset directory (schema.py).
-    num_steps: total training steps (flag); None uses default_num_steps (gin).
+    num_steps: total training steps (flag); None uses default_num_steps (gin); 0 trains no step: the last
+      checkpoint is only evaluated.
     strategy: a tf.distribute strategy; None = the default strategy.
     task: the model task, e.g. @STPN().
     default_num_steps: steps when the flag is not given.
@@ -201,6 +207,12 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
     final_evaluation: localize and score the test split at the end.
     extra_train_dirs: more datasets with the same class list whose "train" split is mixed into training
       (e.g. the extra weakly-tagged videos of Nguyen et al. 2019, "Ours + MV").
+    checkpoint_input: save the input pipeline's position (the tf.data iterator) with every checkpoint, so that a
+      resumed run reads the same batches as an uninterrupted one and ends with the same weights. The iterator's
+      state holds its shuffle and prefetch buffers: small with cache_train_split (the buffer holds indices), up to
+      make_train_dataset.shuffle_buffer serialized videos per checkpoint when the split is streamed. Only with the
+      default strategy: tf.distribute's distributed iterators cannot be saved, so other strategies restart the
+      input stream on resume (logged).
     seed: the one seed of a run: Python, NumPy, TensorFlow and Keras generators, the input pipeline's file
       order, shuffling and sampling, and which training videos are held out for validation.
     deterministic: fixed element order in the input pipeline and TensorFlow's op determinism, so two runs with
@@ -219,7 +231,11 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
   from stpn_tf import inference  # the post-processing side imports models; kept out of module import time
 
   strategy = strategy or tf.distribute.get_strategy()
-  num_steps = int(num_steps or default_num_steps)
+  bindings.check_train_eval_numbers(locals())
+  num_steps = int(default_num_steps if num_steps is None else num_steps)
+  if num_steps == 0 and not tf.train.latest_checkpoint(model_dir):
+    raise ModelDirError(f"--num_steps=0 trains no step (it only evaluates the last checkpoint), and {model_dir} "
+                        "holds no checkpoint")
   manifest = schema.read_manifest(data_dir)
   for stream in task.streams:
     if stream not in manifest.feature_dims:
@@ -230,14 +246,21 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
   run_info = {"task": task.name, "networks": sorted(task.networks), "num_classes": manifest.num_classes,
               "feature_dims": {s: manifest.feature_dims[s] for s in task.streams}}
   _check_model_dir(model_dir, run_info)
+  chief = distribute.is_chief(strategy)
   determinism_was_on = _op_determinism_enabled()
-  set_seed(seed, deterministic)
+  lock = model_dir_lib.exclusive_lock(model_dir) if chief else contextlib.nullcontext()
+  lock.__enter__()   # released in the finally below: one writer per model directory
   try:
+    if chief:
+      model_dir_lib.clean_stale_temporaries(model_dir)
+      model_dir_lib.record_data(model_dir, data_dir, manifest, extra_train_dirs)
+      if final_evaluation and "test" in manifest.splits:
+        shard_check.check_split(data_dir, "test")   # now, not after the training (a CRC pass over the shards)
+    set_seed(seed, deterministic)
     holdout = pipeline.Holdout(validation_fraction, seed) if validation_fraction > 0 else None
 
     trainer = Trainer(task, manifest, strategy, batch_size, jit_compile=jit_compile, precision=precision)
     checkpoint = trainer.checkpoint()
-    chief = distribute.is_chief(strategy)
     manager = tf.train.CheckpointManager(checkpoint, distribute.worker_dir(model_dir, strategy),
                                          max_to_keep=keep_checkpoints)
     latest = tf.train.latest_checkpoint(model_dir)   # every worker resumes from the chief's checkpoint
@@ -257,8 +280,13 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
                                          holdout=holdout, input_context=input_context,
                                          cache_decoded=cache_train_split)
 
-    dataset = strategy.distribute_datasets_from_function(dataset_fn)
+    try:   # the decode-once cache reads the whole training split here
+      dataset = strategy.distribute_datasets_from_function(dataset_fn)
+    except tf.errors.DataLossError as e:   # tf.data does not say which file: find it
+      raise shard_check.name_corrupt_shard([data_dir, *extra_train_dirs], "train", e) from e
     iterator = iter(dataset)
+    if checkpoint_input:
+      _checkpoint_input(checkpoint, iterator, bool(latest))
     writer = tf.summary.create_file_writer(os.path.join(model_dir, "train")) if chief else \
         tf.summary.create_noop_writer()
     eval_writer = tf.summary.create_file_writer(os.path.join(model_dir, "validation")) if chief and holdout else \
@@ -273,7 +301,10 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
     start_time, start_step = time.time(), step
     while step < num_steps:
       n = min(steps_per_loop, num_steps - step, checkpoint_every - step % checkpoint_every)
-      logs = trainer.train_steps(iterator, n)
+      try:
+        logs = trainer.train_steps(iterator, n)
+      except tf.errors.DataLossError as e:   # tf.data does not say which file: find it
+        raise shard_check.name_corrupt_shard([data_dir, *extra_train_dirs], "train", e) from e
       step = int(trainer.step.numpy())  # a MirroredVariable under a strategy: .numpy() reads it
       with writer.as_default(step=step):
         for key, value in logs.items():
@@ -313,6 +344,19 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
   finally:  # op determinism is process-wide: leave the process as it was (e.g. for the next test)
     if deterministic and not determinism_was_on:
       _disable_op_determinism()
+    lock.__exit__(None, None, None)
+
+
+def _checkpoint_input(checkpoint: tf.train.Checkpoint, iterator, resuming: bool) -> None:
+  """Adds the input iterator to the checkpoint; when resuming, the restore already requested applies to it now
+  (deferred restoration), so the stream continues where the checkpointed run was."""
+  if not isinstance(iterator, tf.__internal__.tracking.Trackable):
+    logging.warning("The input position is not checkpointed (a %s cannot be saved): a resumed run restarts the "
+                    "input stream and is not identical to an uninterrupted one", type(iterator).__name__)
+    return
+  checkpoint.input_iterator = iterator
+  if resuming:
+    logging.info("Resuming the input stream from the checkpoint (checkpoints without it restart the stream)")
 
 
 def set_seed(seed: int, deterministic: bool = True) -> None:

@@ -190,11 +190,11 @@ def evaluate_with_report(model_dir: str, report_dir: str, data_dir: Optional[str
   """`python -m stpn_tf.evaluate --model_dir=DIR --report_dir=OUT`: `inference.run_model_evaluation` (same
   files, same return value) and the HTML report of this evaluation in report_dir."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from stpn_tf import config  # pylint: disable=import-outside-toplevel
   from stpn_tf import inference  # pylint: disable=import-outside-toplevel
   from stpn_tf.data import schema  # pylint: disable=import-outside-toplevel
+  from stpn_tf.training import model_dir as model_dir_lib  # pylint: disable=import-outside-toplevel
   require_matplotlib()
-  data_dir = data_dir or config.builtin_dataset()
+  data_dir, _ = model_dir_lib.resolve_data_dir(model_dir, data_dir)   # default: the data the run trained on
   task, models = inference.restore_models(model_dir, data_dir)
   manifest = schema.read_manifest(data_dir)
   collector = ReportCollector(task, manifest.class_names, manifest.feature_rate)

@@ -482,3 +482,53 @@ def test_segment_tolerance_boundary_and_disabled(tmp_path):
   assert report.num_skipped == 0
   gt = json.loads(open(os.path.join(str(tmp_path / "b"), converters.GROUND_TRUTH_NAME)).read())["database"]
   assert gt["video_test_1"]["annotations"][2]["segment"] == [5.5, 500.0]
+
+
+# ------------------------------------------------------------------------------------------- issue 19, item 10
+
+
+def test_item10_report_complete_only_after_manifest(tmp_path):
+  # A kill at the final step (the manifest's write): the process dies without running any handler.
+  feature_dir = _write_per_video(tmp_path / "features", _joint(), "joint")
+  gt_path = _write_json(tmp_path / "gt.json", _gt_database())
+  out = str(tmp_path / "out")
+  code = ("import os, sys\n"
+          "from stpn_tf.data import converters, schema\n"
+          "schema.write_manifest = lambda *args, **kwargs: os._exit(9)\n"
+          f"converters.convert_per_video({feature_dir!r}, {gt_path!r}, {out!r}, {RATE}, "
+          f"converters.ConversionOptions(stream_dim={DIM}))\n")
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, cwd=ROOT,
+                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  assert proc.returncode == 9, proc.stderr[-2000:]
+  assert not os.path.exists(os.path.join(out, schema.MANIFEST_NAME))
+  report = json.loads(open(os.path.join(out, converters.REPORT_NAME)).read())
+  assert report["status"] == "running"           # was "complete", with no dataset
+  # A normal run ends with "complete" and the manifest.
+  report = converters.convert_per_video(feature_dir, gt_path, out, RATE, _options(overwrite=True))
+  assert json.loads(open(os.path.join(out, converters.REPORT_NAME)).read())["status"] == "complete"
+  assert schema.read_manifest(out).splits["test"]["num_videos"] == 1
+
+
+def test_item10_rerun_replaces_a_failed_conversion(tmp_path):
+  features = _joint()
+  features["video_test_1"][-1, -1] = np.nan
+  feature_dir = _write_per_video(tmp_path / "features", features, "joint")
+  gt_path = _write_json(tmp_path / "gt.json", _gt_database())
+  out = str(tmp_path / "out")
+  with pytest.raises(schema.DataFormatError, match="video_test_1"):
+    converters.convert_per_video(feature_dir, gt_path, out, RATE, _options())
+  (tmp_path / "out" / ".tmp-0123abcd-train-00000-of-00001.tfrecord").write_bytes(b"left by a kill")
+  # The input fixed, the same command (no --overwrite) replaces what the failure left.
+  feature_dir = _write_per_video(tmp_path / "features2", _joint(), "joint")
+  converters.convert_per_video(feature_dir, gt_path, out, RATE, _options())
+  assert schema.read_manifest(out).splits["test"]["num_videos"] == 1
+  assert not [n for n in os.listdir(out) if n.startswith(".tmp-")]
+  # Anything else in the folder still needs --overwrite: a complete dataset, or a failed report next to user files.
+  with pytest.raises(FileExistsError, match="--overwrite"):
+    converters.convert_per_video(feature_dir, gt_path, out, RATE, _options())
+  other = tmp_path / "other"
+  other.mkdir()
+  (other / converters.REPORT_NAME).write_text(json.dumps({"status": "failed"}))
+  (other / "notes.txt").write_text("mine")
+  with pytest.raises(FileExistsError, match="--overwrite"):
+    converters.convert_per_video(feature_dir, gt_path, str(other), RATE, _options())

@@ -193,3 +193,35 @@ def test_parse_video_list_from_string_file_and_iterable(tmp_path):
   path.write_text("# broken videos\nvideo_1\nvideo_2, video_3  # trailing comment\n\n")
   assert eval_io.parse_video_list(str(path)) == ["video_1", "video_2", "video_3"]
   assert eval_io.parse_video_list(["x", "y"]) == ["x", "y"]
+
+
+# ------------------------------------------------------------------------------------------- issue 19
+
+
+def test_item6_duplicate_video_keys_refused(tmp_path):
+  # json.loads keeps the last of two equal keys: v1's first 2 detections / first annotation were silently lost.
+  pred = tmp_path / "pred.json"
+  pred.write_text('{"results": {"v1": [{"label": "A", "score": 0.9, "segment": [0, 1]}, '
+                  '{"label": "A", "score": 0.8, "segment": [2, 3]}], "v2": [], '
+                  '"v1": [{"label": "A", "score": 0.1, "segment": [5, 6]}]}}')
+  with pytest.raises(EvaluationInputError, match=r"pred.json: .*\"results\": 'v1' \(2 times\)"):
+    eval_io.load_predictions(pred)
+  gt = tmp_path / "gt.json"
+  gt.write_text('{"database": {"v1": {"subset": "test", "annotations": [{"label": "A", "segment": [0, 1]}]}, '
+                '"v1": {"subset": "test", "annotations": []}}}')
+  with pytest.raises(EvaluationInputError, match=r"gt.json: .*\"database\": 'v1' \(2 times\)"):
+    eval_io.load_ground_truth(gt, subset="test")
+  # Equal keys inside different videos are fine (every detection has "label"), as are distinct videos.
+  gt.write_text('{"database": {"v1": {"subset": "test", "annotations": [{"label": "A", "segment": [0, 1]}]}, '
+                '"v2": {"subset": "test", "annotations": [{"label": "A", "segment": [0, 1]}]}}}')
+  assert eval_io.load_ground_truth(gt, subset="test").video_id.tolist() == ["v1", "v2"]
+
+
+def test_item7_exclude_videos_missing_file_is_an_error(tmp_path):
+  for value in (str(tmp_path / "exclude.txt"), "exclude.txt", "lists/broken", "v1,typo.lst"):
+    with pytest.raises(EvaluationInputError, match="looks like a file path but does not exist"):
+      eval_io.parse_video_list(value)
+  with pytest.raises(EvaluationInputError, match="is a directory"):
+    eval_io.parse_video_list(str(tmp_path))
+  # Real ids (THUMOS14, ActivityNet) are still ids.
+  assert eval_io.parse_video_list("video_test_0000004,v_-zHX3Gdx6I4") == ["video_test_0000004", "v_-zHX3Gdx6I4"]
