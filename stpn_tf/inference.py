@@ -55,19 +55,26 @@ def predict_videos(task, models, data_dir: str, split: str, batch_size: int = 8,
   """Yields (video info, {network: {output name: array for this video only}}) for every video of a split
   (with a holdout: only the split's held-out validation videos).
 
-  Video info: video_id, labels [C] multi-hot, duration, num_segments, segments [S, 2] s, segment_labels [S].
+  Video info: video_id, labels [C] multi-hot, duration, num_segments (length of the evaluated time axis, i.e. of
+  the outputs: the video's T, or the test-time sampler's count, see pipeline.make_eval_dataset),
+  video_num_segments (the video's T), feature_rate (positions per second of the evaluated axis: the manifest's
+  rate times num_segments / video_num_segments, so that `task.detect(outputs, info["feature_rate"])` maps
+  proposals back to seconds of the video), segments [S, 2] s, segment_labels [S].
   """
   fns = _predict_fns(models)
   video_level = getattr(task, "video_level_outputs", VIDEO_LEVEL_OUTPUTS)
+  rate = schema.read_manifest(data_dir).feature_rate
   ds = pipeline.make_eval_dataset(data_dir, split, batch_size=batch_size, streams=task.streams, holdout=holdout)
   for batch in ds:
     outputs = {name: {k: v.numpy() for k, v in fns[name](task.network_inputs(name, batch)).items()}
                for name in models}
-    lengths = batch["num_segments"].numpy()
-    for i, length in enumerate(lengths):
+    num_segments = batch["num_segments"].numpy()
+    for i, length in enumerate(batch["num_positions"].numpy()):
       keep = batch["segment_labels"][i].numpy() >= 0
       info = {"video_id": batch["video_id"][i].numpy().decode("utf-8"), "labels": batch["labels"][i].numpy(),
               "duration": float(batch["duration"][i]), "num_segments": int(length),
+              "video_num_segments": int(num_segments[i]),
+              "feature_rate": rate * int(length) / max(int(num_segments[i]), 1),
               "segments": batch["segments"][i].numpy()[keep], "segment_labels":
               batch["segment_labels"][i].numpy()[keep]}
       per_video = {}
@@ -123,8 +130,8 @@ def evaluate_split(task, models, data_dir: str, split: str = "test", model_dir: 
   health = attention_health.AttentionHealth(attention_health.attention_networks(task), low, high)
   for info, outputs in predict_videos(task, models, data_dir, split, holdout=holdout):
     infos.append(info)
-    health.update_video(info, outputs, manifest.feature_rate)
-    detections[info["video_id"]] = task.detect(outputs, manifest.feature_rate)
+    health.update_video(info, outputs, info["feature_rate"])
+    detections[info["video_id"]] = task.detect(outputs, info["feature_rate"])
     scores.append(task.video_probabilities(outputs))
     labels.append(info["labels"])
     if video_callback is not None:
