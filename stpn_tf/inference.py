@@ -1,6 +1,8 @@
 """Runs trained models over a split and scores them: per-video outputs, detections, mAP.
 
 The model side is TensorFlow; the post-processing and evaluation are the NumPy packages, called per video.
+Layering: this module takes a task and its models (no gin parsing, no training loop); the loop
+(training/trainer.py) calls it, and restoring a finished run from its directory lives above both (stpn_tf/runs.py).
 """
 
 import os
@@ -8,7 +10,6 @@ import time
 from typing import Callable, Dict, Iterator, Optional, Tuple
 
 from absl import logging
-import gin
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -111,11 +112,14 @@ def evaluate_split(task, models, data_dir: str, split: str = "test", model_dir: 
                    holdout: Optional[pipeline.Holdout] = None, verbose: bool = True,
                    video_callback: Optional[Callable] = None,
                    attention_thresholds: Optional[Tuple[float, float]] = None,
-                   collapse_guard: Optional[attention_health.CollapseGuard] = None) -> Dict:
+                   collapse_guard: Optional[attention_health.CollapseGuard] = None,
+                   output_tag: Optional[str] = None) -> Dict:
   """Localizes every video of a split, writes the detections (ActivityNet JSON) and scores them.
 
   Returns a dict with the detection mAP per IoU, its averages and the video-level classification mAP; also
-  writes them to model_dir/eval_<split>.json when model_dir is given. video_callback, when given, is called for
+  writes them to model_dir/eval_<split>.json when model_dir is given (eval_<split>.<output_tag>.json and
+  predictions_<split>.<output_tag>.json with an output_tag, e.g. a re-scoring with other post-processing
+  bindings, so that the run's own files stay as they are). video_callback, when given, is called for
   every video as video_callback(info, outputs, detections, probabilities) with what `predict_videos` yields, the
   video's Detections and its video-level probabilities [C] (e.g. `visualization.report.ReportCollector`).
   The result's "attention_health" holds each network's attention statistics (evaluation/attention_health.py) with
@@ -146,12 +150,14 @@ def evaluate_split(task, models, data_dir: str, split: str = "test", model_dir: 
   if collapse_guard is not None:
     collapse_guard.final_check(result["attention_health"])
     result["collapse_warnings"] = collapse_guard.report()
-  predictions_out = predictions_out or (os.path.join(model_dir, f"predictions_{split}.json") if model_dir else None)
+  suffix = f".{output_tag}" if output_tag else ""
+  predictions_out = predictions_out or (os.path.join(model_dir, f"predictions_{split}{suffix}.json")
+                                        if model_dir else None)
   if predictions_out:
     eval_io.write_predictions_json(
         predictions_out, {vid: d.to_activitynet(vid, manifest.class_names) for vid, d in detections.items()})
   if model_dir:
-    eval_io.write_json_atomic(os.path.join(model_dir, f"eval_{split}.json"), result, indent=1)
+    eval_io.write_json_atomic(os.path.join(model_dir, f"eval_{split}{suffix}.json"), result, indent=1)
   table = scored.format_table(f"Localization on {split}") + \
       f"\nvideo-level classification mAP: {100 * result['classification_mAP']:.2f}"
   if health.networks:
@@ -160,29 +166,3 @@ def evaluate_split(task, models, data_dir: str, split: str = "test", model_dir: 
   if verbose:
     print(table, flush=True)
   return result
-
-
-def restore_models(model_dir: str, data_dir: str):
-  """Rebuilds the task of a training run from model_dir/config.gin and restores its last checkpoint."""
-  from stpn_tf import config  # registers configurables
-  from stpn_tf.training import trainer
-  ckpt = tf.train.latest_checkpoint(model_dir)
-  if not ckpt:
-    raise trainer.ModelDirError(f"{model_dir} holds no checkpoint to evaluate")
-  gin.clear_config()
-  config.parse_gin([os.path.join(model_dir, "config.gin")], [])
-  task = gin.query_parameter("train_eval.task").scoped_configurable_fn()
-  manifest = schema.read_manifest(data_dir)
-  models = task.build_models(manifest.num_classes, manifest.feature_dims)
-  objects = {f"{name}_model": model for name, model in models.items()}
-  tf.train.Checkpoint(**objects).restore(ckpt).expect_partial().assert_existing_objects_matched()
-  return task, models
-
-
-def run_model_evaluation(model_dir: str, data_dir: Optional[str] = None,
-                         predictions_out: Optional[str] = None) -> Dict:
-  """`python -m stpn_tf.evaluate --model_dir=...`: restore, localize the test split, score."""
-  from stpn_tf import config
-  data_dir = data_dir or config.builtin_dataset()
-  task, models = restore_models(model_dir, data_dir)
-  return evaluate_split(task, models, data_dir, "test", model_dir=model_dir, predictions_out=predictions_out)

@@ -15,11 +15,14 @@ import gin
 import keras
 import tensorflow as tf
 
+from stpn_tf import inference
+from stpn_tf import visualization
 from stpn_tf.data import pipeline
 from stpn_tf.data import schema
 from stpn_tf.evaluation import attention_health
 from stpn_tf.training import distribute
 from stpn_tf.training import precision as precision_lib
+from stpn_tf.visualization import summaries
 
 RUN_INFO = "run_info.json"
 # The NumPy collapse guard stays free of gin; its arguments are bound here as `collapse_guard.<arg>` (patience,
@@ -262,8 +265,6 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
     eval_tiou_thresholds: tIoU thresholds of the final detection evaluation (THUMOS14's 0.1:0.1:0.9 by default;
       ActivityNet's 0.5:0.05:0.95 in the ActivityNet configs).
   """
-  from stpn_tf import inference  # the post-processing side imports models; kept out of module import time
-
   strategy = strategy or tf.distribute.get_strategy()
   num_steps = int(num_steps or default_num_steps)
   manifest = schema.read_manifest(data_dir)
@@ -390,7 +391,6 @@ def _evaluate_validation(task, models, data_dir: str, holdout: pipeline.Holdout,
                          attention_thresholds=None) -> Dict:
   """Classification and detection mAP and the attention health of the held-out training videos, to TensorBoard
   (monitoring only)."""
-  from stpn_tf import inference  # pylint: disable=import-outside-toplevel
   try:
     metrics = inference.evaluate_split(task, models, data_dir, "train", holdout=holdout, verbose=False,
                                        attention_thresholds=attention_thresholds)
@@ -427,10 +427,8 @@ def _attention_health_summaries(writer, step: int, health: Dict, prefix: str) ->
 def _validation_images(task, models, data_dir, holdout, writer, step, num_videos: int = 3) -> None:
   """Plots of a few validation videos (ground truth, attention, T-CAM, detections) as TensorBoard images; skipped
   quietly without matplotlib (the optional `viz` extra)."""
-  from stpn_tf import visualization  # pylint: disable=import-outside-toplevel
   if num_videos <= 0 or not visualization.matplotlib_available():
     return
-  from stpn_tf.visualization import summaries  # pylint: disable=import-outside-toplevel
   images = summaries.summary_images(task, models, data_dir, "train", num_videos=num_videos, holdout=holdout)
   with writer.as_default(step=step):
     for video_id, image in images:

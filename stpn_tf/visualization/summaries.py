@@ -1,6 +1,7 @@
 """Per-video plots of live models: choosing the videos, and images for TensorBoard (`summary_images`).
 
-Runs the models with `inference.predict_videos` (TensorFlow), then draws with `plots.plot_video` (matplotlib,
+Runs the models with `inference.predict_videos` (TensorFlow; imported at the top: inference imports nothing of
+visualization, and the training loop imports this module), then draws with `plots.plot_video` (matplotlib,
 imported lazily: without it `MissingMatplotlibError` says how to install it).
 """
 
@@ -10,6 +11,8 @@ from typing import Callable, Collection, List, Optional, Tuple, Union
 
 import numpy as np
 
+from stpn_tf import inference
+from stpn_tf.data import schema
 from stpn_tf.visualization import plots
 from stpn_tf.visualization import require_matplotlib
 from stpn_tf.visualization import video as video_lib
@@ -28,7 +31,7 @@ def collect_videos(task, models, data_dir: str, split: str = "test", video_ids: 
 
   Args:
     task: the model task.
-    models: {network: keras.Model} (`task.build_models` or `inference.restore_models`).
+    models: {network: keras.Model} (`task.build_models` or `runs.restore_models`).
     data_dir: dataset directory.
     split: the split to read.
     video_ids: exactly these videos (then num_videos and video_filter are ignored); an id not in the split is an
@@ -43,8 +46,6 @@ def collect_videos(task, models, data_dir: str, split: str = "test", video_ids: 
   Raises:
     UnknownVideoError: some of video_ids are not in the split.
   """
-  from stpn_tf import inference  # pylint: disable=import-outside-toplevel
-  from stpn_tf.data import schema  # pylint: disable=import-outside-toplevel
   manifest = schema.read_manifest(data_dir)
   wanted = list(dict.fromkeys(video_ids)) if video_ids else None
   if wanted is not None:

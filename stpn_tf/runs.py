@@ -1,0 +1,108 @@
+"""A finished training run's directory: rebuild and restore its models, and score them again, possibly under other
+post-processing bindings (re-scoring without retraining).
+
+Layering (nothing below imports anything above):
+  data, layers, models, postprocess, evaluation      the pieces (gin configurables are defined here and in trainer)
+  inference, visualization.summaries                 a task's models over a split: outputs, detections, mAP
+  training.trainer                                   the loop (calls inference for its evaluations)
+  config                                             gin plumbing of the binaries: search path, registration, parsing
+  runs (this module)                                 a run directory: config.gin + checkpoint -> models -> scores
+  train, evaluate, visualize, export                 the binaries
+"""
+
+import hashlib
+import os
+from typing import Dict, Optional, Sequence
+
+import gin
+import tensorflow as tf
+
+from stpn_tf import config
+from stpn_tf import inference
+from stpn_tf.data import schema
+from stpn_tf.evaluation import detection
+from stpn_tf.training import trainer
+
+RUN_CONFIG = "config.gin"
+
+
+def restore_models(model_dir: str, data_dir: str, gin_files: Sequence[str] = (), gin_params: Sequence[str] = ()):
+  """Rebuilds the task of a training run from model_dir/config.gin and restores its last checkpoint.
+
+  gin_files / gin_params are parsed after the run's config.gin, so they override it (e.g. post-processing
+  bindings such as `stpn_detect.tcam_threshold = 0.05`); the network must still match the checkpoint.
+  Leaves the resulting gin configuration active (the post-processors read it). Returns (task, models).
+  """
+  ckpt = tf.train.latest_checkpoint(model_dir)
+  if not ckpt:
+    raise trainer.ModelDirError(f"{model_dir} holds no checkpoint to evaluate")
+  gin.clear_config()
+  config.parse_gin([os.path.join(model_dir, RUN_CONFIG), *gin_files], list(gin_params))
+  task = gin.query_parameter("train_eval.task").scoped_configurable_fn()
+  manifest = schema.read_manifest(data_dir)
+  models = task.build_models(manifest.num_classes, manifest.feature_dims)
+  objects = {f"{name}_model": model for name, model in models.items()}
+  try:
+    tf.train.Checkpoint(**objects).restore(ckpt).expect_partial().assert_existing_objects_matched()
+  except (AssertionError, ValueError) as e:
+    raise trainer.ModelDirError(f"{model_dir}: checkpoint {ckpt} does not match the model built from its "
+                                f"{RUN_CONFIG} plus {list(gin_files) + list(gin_params)}: {e}") from e
+  return task, models
+
+
+def rescoring_tag(gin_files: Sequence[str] = (), gin_params: Sequence[str] = ()) -> str:
+  """A short stable name for a set of extra bindings: 'rescore-' + 8 hex digits of their SHA-1 (the files'
+  contents count, not their names)."""
+  digest = hashlib.sha1()
+  for path in gin_files:
+    digest.update(b"file\0")
+    with tf.io.gfile.GFile(config.find_gin_file(path), "rb") as f:
+      digest.update(f.read())
+  for param in gin_params:
+    digest.update(b"param\0" + param.strip().encode("utf-8"))
+  return "rescore-" + digest.hexdigest()[:8]
+
+
+def _tiou_thresholds():
+  """The run's final-evaluation thresholds (train_eval.eval_tiou_thresholds, e.g. ActivityNet's), else THUMOS14's."""
+  try:
+    return tuple(gin.query_parameter("train_eval.eval_tiou_thresholds"))
+  except ValueError:
+    return detection.THUMOS14_TIOU_THRESHOLDS
+
+
+def _write_text_atomic(path: str, text: str) -> None:
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with tf.io.gfile.GFile(tmp, "w") as f:
+    f.write(text)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def run_model_evaluation(model_dir: str, data_dir: Optional[str] = None, predictions_out: Optional[str] = None,
+                         gin_files: Sequence[str] = (), gin_params: Sequence[str] = (),
+                         output_tag: Optional[str] = None, make_video_callback=None) -> Dict:
+  """`python -m stpn_tf.evaluate --model_dir=...`: restore, localize the test split, score.
+
+  Without extra bindings the results go to the run's eval_test.json / predictions_test.json. With gin_files or
+  gin_params (re-scoring), they go to eval_test.<tag>.json / predictions_test.<tag>.json and the bindings to
+  rescore_test.<tag>.gin, tag = output_tag or `rescoring_tag(...)`: the run's own files are never touched.
+  The detection thresholds are the run's `train_eval.eval_tiou_thresholds`. make_video_callback, when given, is
+  called as make_video_callback(task, manifest) once the models are restored and returns the `video_callback` of
+  `inference.evaluate_split` (e.g. the HTML report's collector).
+  """
+  gin_files, gin_params = list(gin_files or ()), list(gin_params or ())
+  if output_tag is not None and (not output_tag or not all(c.isalnum() or c in "-_." for c in output_tag)):
+    raise ValueError(f"output tag {output_tag!r} must be non-empty letters, digits, '-', '_' or '.'")
+  if output_tag is None and (gin_files or gin_params):
+    output_tag = rescoring_tag(gin_files, gin_params)
+  data_dir = data_dir or config.builtin_dataset()
+  task, models = restore_models(model_dir, data_dir, gin_files, gin_params)
+  if output_tag:
+    text = "".join(f"include '{config.find_gin_file(f)}'\n" for f in gin_files) + "".join(
+        f"{p}\n" for p in gin_params)
+    _write_text_atomic(os.path.join(model_dir, f"rescore_test.{output_tag}.gin"),
+                       f"# Re-scoring of {model_dir} on top of its {RUN_CONFIG}\n{text}")
+  callback = make_video_callback(task, schema.read_manifest(data_dir)) if make_video_callback else None
+  return inference.evaluate_split(task, models, data_dir, "test", model_dir=model_dir,
+                                  predictions_out=predictions_out, tiou_thresholds=_tiou_thresholds(),
+                                  output_tag=output_tag, video_callback=callback)
