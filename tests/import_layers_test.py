@@ -10,9 +10,10 @@ import sys
 import stpn_tf
 
 PACKAGE_DIR = os.path.dirname(stpn_tf.__file__)
-# The modules of the former circle: none may import stpn_tf modules inside a function.
-NO_LOCAL_IMPORTS = ("stpn_tf.config", "stpn_tf.inference", "stpn_tf.training.trainer",
-                    "stpn_tf.visualization.summaries", "stpn_tf.runs")
+# The modules of the former circle: none may import stpn_tf modules inside a function. (visualization/summaries
+# keeps its function-level import of inference: the visualization modules must import without TensorFlow,
+# tests/visualization/plots_test.py; the graph test below counts that edge too.)
+NO_LOCAL_IMPORTS = ("stpn_tf.config", "stpn_tf.inference", "stpn_tf.training.trainer", "stpn_tf.runs")
 
 
 def _modules():

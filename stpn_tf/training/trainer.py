@@ -91,8 +91,8 @@ class CoupledWeightDecayAdam(keras.optimizers.Adam):
 
 @gin.configurable
 def make_optimizer(learning_rate: float = 1e-4, weight_decay: Optional[float] = None,
-                   weight_decay_mode: str = "decoupled",
-                   clipnorm: Optional[float] = None) -> keras.optimizers.Optimizer:
+                   weight_decay_mode: str = "decoupled", clipnorm: Optional[float] = None,
+                   global_clipnorm: Optional[float] = None) -> keras.optimizers.Optimizer:
   """Adam (every paper implemented here uses it); learning rate from the model's gin file.
 
   Args:
@@ -102,6 +102,8 @@ def make_optimizer(learning_rate: float = 1e-4, weight_decay: Optional[float] = 
       'coupled' = L2 added to the gradient before Adam's moments (torch.optim.Adam(weight_decay=...), e.g. the
       HAM-Net authors' code).
     clipnorm: clip each gradient to this norm (None = no clipping).
+    global_clipnorm: clip all gradients of a network together to this global norm (torch's clip_grad_norm_, e.g.
+      PyTorch Lightning's gradient_clip_val); applied before the coupled L2 term, as torch clips before step().
   """
   if weight_decay_mode not in WEIGHT_DECAY_MODES:
     raise ValueError(f"make_optimizer.weight_decay_mode must be one of {WEIGHT_DECAY_MODES}, "
@@ -109,8 +111,10 @@ def make_optimizer(learning_rate: float = 1e-4, weight_decay: Optional[float] = 
   if weight_decay is not None and not weight_decay >= 0:
     raise ValueError(f"make_optimizer.weight_decay must be None or >= 0, got {weight_decay}")
   if weight_decay_mode == "coupled" and weight_decay:
-    return CoupledWeightDecayAdam(learning_rate=learning_rate, l2_weight_decay=weight_decay, clipnorm=clipnorm)
-  return keras.optimizers.Adam(learning_rate=learning_rate, weight_decay=weight_decay or None, clipnorm=clipnorm)
+    return CoupledWeightDecayAdam(learning_rate=learning_rate, l2_weight_decay=weight_decay, clipnorm=clipnorm,
+                                  global_clipnorm=global_clipnorm)
+  return keras.optimizers.Adam(learning_rate=learning_rate, weight_decay=weight_decay or None, clipnorm=clipnorm,
+                               global_clipnorm=global_clipnorm)
 
 
 class Trainer:

@@ -1,7 +1,8 @@
 """Per-video plots of live models: choosing the videos, and images for TensorBoard (`summary_images`).
 
-Runs the models with `inference.predict_videos` (TensorFlow; imported at the top: inference imports nothing of
-visualization, and the training loop imports this module), then draws with `plots.plot_video` (matplotlib,
+Runs the models with `inference.predict_videos` (TensorFlow, imported when called: the visualization modules import
+without TensorFlow, tests/visualization/plots_test.py; inference imports nothing of visualization, so this is no
+import cycle), then draws with `plots.plot_video` (matplotlib,
 imported lazily: without it `MissingMatplotlibError` says how to install it).
 """
 
@@ -11,8 +12,6 @@ from typing import Callable, Collection, List, Optional, Tuple, Union
 
 import numpy as np
 
-from stpn_tf import inference
-from stpn_tf.data import schema
 from stpn_tf.visualization import plots
 from stpn_tf.visualization import require_matplotlib
 from stpn_tf.visualization import video as video_lib
@@ -46,6 +45,8 @@ def collect_videos(task, models, data_dir: str, split: str = "test", video_ids: 
   Raises:
     UnknownVideoError: some of video_ids are not in the split.
   """
+  from stpn_tf import inference  # pylint: disable=import-outside-toplevel  (TensorFlow; see the module docstring)
+  from stpn_tf.data import schema  # pylint: disable=import-outside-toplevel  (likewise)
   manifest = schema.read_manifest(data_dir)
   wanted = list(dict.fromkeys(video_ids)) if video_ids else None
   if wanted is not None:
