@@ -11,14 +11,16 @@ Layering (nothing below imports anything above):
 """
 
 import hashlib
+import itertools
 import os
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import gin
 import tensorflow as tf
 
 from stpn_tf import config
 from stpn_tf import inference
+from stpn_tf.data import pipeline
 from stpn_tf.data import schema
 from stpn_tf.evaluation import detection
 from stpn_tf.training import trainer
@@ -63,12 +65,16 @@ def rescoring_tag(gin_files: Sequence[str] = (), gin_params: Sequence[str] = ())
   return "rescore-" + digest.hexdigest()[:8]
 
 
+def _query(name: str, default):
+  try:
+    return gin.query_parameter(name)
+  except ValueError:
+    return default
+
+
 def _tiou_thresholds():
   """The run's final-evaluation thresholds (train_eval.eval_tiou_thresholds, e.g. ActivityNet's), else THUMOS14's."""
-  try:
-    return tuple(gin.query_parameter("train_eval.eval_tiou_thresholds"))
-  except ValueError:
-    return detection.THUMOS14_TIOU_THRESHOLDS
+  return tuple(_query("train_eval.eval_tiou_thresholds", detection.THUMOS14_TIOU_THRESHOLDS))
 
 
 def _write_text_atomic(path: str, text: str) -> None:
@@ -106,3 +112,83 @@ def run_model_evaluation(model_dir: str, data_dir: Optional[str] = None, predict
   return inference.evaluate_split(task, models, data_dir, "test", model_dir=model_dir,
                                   predictions_out=predictions_out, tiou_thresholds=_tiou_thresholds(),
                                   output_tag=output_tag, video_callback=callback)
+
+
+def parse_grid(specs: Sequence[str]) -> List[Tuple[str, ...]]:
+  """'name.param=v1,v2' specs -> the cartesian product of gin bindings, e.g. [('a.b = 1', 'c.d = 2'), ...].
+  Values are gin literals; a comma inside brackets or quotes does not split."""
+  axes = []
+  for spec in specs:
+    if "=" not in spec:
+      raise ValueError(f"grid {spec!r} must look like 'stpn_detect.tcam_threshold=0.05,0.1'")
+    name, values = (part.strip() for part in spec.split("=", 1))
+    items, depth, quote, current = [], 0, None, ""
+    for char in values:
+      if quote:
+        quote = None if char == quote else quote
+      elif char in "'\"":
+        quote = char
+      elif char in "([{":
+        depth += 1
+      elif char in ")]}":
+        depth -= 1
+      elif char == "," and depth == 0:
+        items.append(current.strip())
+        current = ""
+        continue
+      current += char
+    items.append(current.strip())
+    if not name or not all(items):
+      raise ValueError(f"grid {spec!r}: empty name or value")
+    axes.append([f"{name} = {v}" for v in items])
+  return [tuple(c) for c in itertools.product(*axes)] if axes else []
+
+
+def select_postprocess(model_dir: str, data_dir: str, grid: Sequence[Sequence[str]],
+                       validation_fraction: Optional[float] = None, metric: str = "average_mAP") -> Dict:
+  """Scores every candidate set of post-processing bindings on the run's validation holdout of the *training*
+  split and returns them with the best one. The test split is never read.
+
+  The holdout is the run's own (`train_eval.validation_fraction` and `train_eval.seed` of its config.gin), whose
+  videos the run never trained on. validation_fraction overrides it (e.g. for a run trained on every video: then
+  the chosen values are fitted on videos the network has seen, which the result records).
+
+  Returns {"metric", "holdout": {...}, "candidates": [{"bindings", metric, "classification_mAP", ...}],
+  "best": {...}}; ties keep the first candidate in grid order. Leaves the last candidate's bindings in gin.
+  """
+  task, models = restore_models(model_dir, data_dir)
+  trained_fraction = float(_query("train_eval.validation_fraction", 0.0))
+  seed = int(_query("train_eval.seed", 0))
+  fraction = trained_fraction if validation_fraction is None else float(validation_fraction)
+  if fraction <= 0:
+    raise ValueError(f"{model_dir} was trained on every training video (train_eval.validation_fraction = 0): there "
+                     "is no held-out validation set; retrain with train_eval.validation_fraction > 0 or pass a "
+                     "validation fraction explicitly (the values are then chosen on videos the model has seen)")
+  holdout = pipeline.Holdout(fraction, seed)
+  manifest = schema.read_manifest(data_dir)
+  predicted = list(inference.predict_videos(task, models, data_dir, "train", holdout=holdout))
+  if not predicted:
+    raise ValueError(f"{data_dir}: the validation holdout (fraction {fraction}, seed {seed}) of 'train' is empty")
+  infos = [info for info, _ in predicted]
+  gt = inference.ground_truth_frame(infos, manifest.class_names)
+  thresholds = _tiou_thresholds()
+  candidates = []
+  for bindings in grid:
+    # Each candidate is parsed on top of the run's config (and the previous candidate: every candidate binds the
+    # same names, so nothing of one survives into the next). Afterwards the process holds the last candidate.
+    with gin.unlock_config():
+      gin.parse_config(list(bindings))
+    detections = {info["video_id"]: task.detect(outputs, info["feature_rate"]) for info, outputs in predicted}
+    scored = detection.compute_detection_ap(gt, inference.predictions_frame(detections, manifest.class_names),
+                                            thresholds).to_dict()
+    if metric not in scored:
+      raise ValueError(f"unknown metric {metric!r}; the scores have {sorted(k for k in scored if 'mAP' in k)}")
+    candidates.append({"bindings": list(bindings), metric: scored[metric], "mAP": scored.get("mAP"),
+                       "num_predictions": scored.get("num_predictions")})
+  best = max(candidates, key=lambda c: c[metric]) if candidates else None
+  return {"model_dir": model_dir, "metric": metric, "tiou_thresholds": list(thresholds),
+          "holdout": {"split": "train", "validation_fraction": fraction, "seed": seed, "num_videos": len(infos),
+                      # Holdouts of one seed are nested (a seeded hash below a fraction): a larger fraction than the
+                      # run's includes videos it trained on.
+                      "includes_trained_videos": fraction > trained_fraction},
+          "candidates": candidates, "best": best}
