@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from stpn_tf.training import trainer
+from stpn_tf.training import optimizers
 
 LR, WD, EPS = 0.1, 0.5, 1e-7
 B1, B2 = 0.9, 0.999
@@ -13,7 +13,7 @@ B1, B2 = 0.9, 0.999
 def _one_step(**kwargs):
   var = tf.Variable([2.0, -1.0])
   grad = tf.constant([0.3, 0.2])
-  opt = trainer.make_optimizer(learning_rate=LR, **kwargs)
+  opt = optimizers.make_optimizer(learning_rate=LR, **kwargs)
   opt.build([var])
   opt.apply_gradients([(grad, var)])
   return var.numpy()
@@ -49,21 +49,21 @@ def test_decoupled_shrinks_the_weights_outside_adam():
 
 def test_bad_mode_is_named():
   with pytest.raises(ValueError, match="weight_decay_mode"):
-    trainer.make_optimizer(weight_decay=0.1, weight_decay_mode="l2")
+    optimizers.make_optimizer(weight_decay=0.1, weight_decay_mode="l2")
 
 
 def test_coupled_decay_comes_after_global_clipping():
   # torch: clip_grad_norm_(g, 0.1) first ([0.3, 0.2] -> norm 0.1), then step() adds WD * theta. Adam's first step
   # only sees the sign of g', so compare against a second, plain optimizer fed g_clipped + WD * theta by hand.
   var = tf.Variable([2.0, -1.0])
-  opt = trainer.make_optimizer(learning_rate=LR, weight_decay=WD, weight_decay_mode="coupled", global_clipnorm=0.1)
+  opt = optimizers.make_optimizer(learning_rate=LR, weight_decay=WD, weight_decay_mode="coupled", global_clipnorm=0.1)
   opt.build([var])
   g = tf.constant([0.3, 0.2])
   opt.apply_gradients([(g, var)])
   opt.apply_gradients([(g, var)])
   clipped = g.numpy() * 0.1 / np.linalg.norm(g.numpy())
   ref_var = tf.Variable([2.0, -1.0])
-  ref = trainer.make_optimizer(learning_rate=LR)
+  ref = optimizers.make_optimizer(learning_rate=LR)
   ref.build([ref_var])
   for _ in range(2):
     ref.apply_gradients([(tf.constant(clipped) + WD * ref_var, ref_var)])
