@@ -81,7 +81,7 @@ def test_binary_writes_the_choice(run, tmp_path, capsys):
   out = tmp_path / "choice.json"
   try:
     flags.FLAGS(["select_postprocess", f"--model_dir={model_dir}", f"--data_dir={data_dir}",
-                 "--grid=stpn_detect.tcam_threshold=0.05,0.5", f"--output_json={out}"])
+                 "--grid=stpn_detect.tcam_threshold=0.05,0.5", f"--selection_json={out}"])
     select_postprocess.main(["select_postprocess"])
   finally:
     flags.FLAGS.unparse_flags()

@@ -3,7 +3,7 @@ the *training* videos (never the test split), for a trained run.
 
   python tools/select_postprocess.py --model_dir=DIR [--data_dir=DIR] \
       --grid='stpn_detect.tcam_threshold=0.05,0.1,0.2' [--grid='stpn_detect.nms_threshold=0.3,0.5'] \
-      [--metric=average_mAP] [--validation_fraction=F] [--output_json=OUT.json]
+      [--metric=average_mAP] [--validation_fraction=F] [--selection_json=OUT.json]
 
 Every combination of the --grid values (cartesian product) is applied on top of the run's config.gin and scored on
 the run's held-out training videos (`train_eval.validation_fraction` and `train_eval.seed` of the run: videos it
@@ -31,7 +31,7 @@ _GRID = flags.DEFINE_multi_string("grid", [], "'binding=v1,v2,...' (gin literals
 _METRIC = flags.DEFINE_string("metric", "average_mAP", "score to maximize: average_mAP or e.g. average_mAP_0.1:0.5.")
 _FRACTION = flags.DEFINE_float("validation_fraction", None, "holdout share of the training videos (default: the "
                                "run's train_eval.validation_fraction).")
-_OUTPUT = flags.DEFINE_string("output_json", None, "where to write every candidate's scores and the choice.")
+_OUTPUT = flags.DEFINE_string("selection_json", None, "where to write every candidate's scores and the choice.")
 
 
 def main(argv):
