@@ -113,10 +113,10 @@ def test_stpn_paper_file_values():
 def test_hamnet_paper_file_values():
   _parse("hamnet.gin")
   q = gin.query_parameter
-  # asrafulashiq/hamnet system/system_th.py: Conv1d widths, Adam(weight_decay=0.001), batch 20, clip 1.
+  # asrafulashiq/hamnet system/system_th.py: Conv1d widths, Adam(weight_decay=0.001), batch 20; main.py: no clipping.
   assert tuple(q("HAMNet.classifier_units")) == (2048, 2048) and q("HAMNet.attention_units") == 512
   assert q("make_optimizer.weight_decay") == 1e-3 and q("make_optimizer.weight_decay_mode") == "coupled"
-  assert q("train_eval.batch_size") == 20 and q("make_optimizer.global_clipnorm") == 1.0
+  assert q("train_eval.batch_size") == 20 and q("make_optimizer.global_clipnorm") is None   # main.py: unused
   assert q("make_optimizer.learning_rate") == 1e-5                              # paper ID
   assert q("train_eval.default_num_steps") * q("train_eval.batch_size") == 100 * 200   # 100 epochs of 200 videos
   assert q("HAMNet.center_features") is False and q("HAMNet.dropout") == 0.7
