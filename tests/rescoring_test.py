@@ -5,6 +5,7 @@ import json
 import os
 
 from absl import flags
+from absl.testing import flagsaver
 import gin
 import keras
 import pytest
@@ -85,12 +86,11 @@ def test_evaluate_binary_rescores(run, tmp_path):
   before = _own_bytes(model_dir)
   extra = tmp_path / "post.gin"
   extra.write_text("stpn_detect.tcam_threshold = 0.05  # test\n")
-  try:
+  with flagsaver.flagsaver():   # restores every flag (and absl's logging level) afterwards
+    flags.FLAGS.unparse_flags()
     flags.FLAGS(["evaluate", f"--model_dir={model_dir}", f"--data_dir={data_dir}", f"--gin_file={extra}",
                  "--gin_param=stpn_detect.nms_threshold = 0.3"])
     evaluate.main(["evaluate"])
-  finally:
-    flags.FLAGS.unparse_flags()
   tag = runs.rescoring_tag([str(extra)], ["stpn_detect.nms_threshold = 0.3"])
   assert os.path.exists(os.path.join(model_dir, f"eval_test.{tag}.json"))
   assert os.path.exists(os.path.join(model_dir, f"predictions_test.{tag}.json"))

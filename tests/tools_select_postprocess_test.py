@@ -6,6 +6,7 @@ import os
 import sys
 
 from absl import flags
+from absl.testing import flagsaver
 import gin
 import keras
 import pytest
@@ -79,11 +80,10 @@ def test_a_run_without_holdout_is_refused_unless_asked(tmp_path):
 def test_binary_writes_the_choice(run, tmp_path, capsys):
   data_dir, model_dir = run
   out = tmp_path / "choice.json"
-  try:
+  with flagsaver.flagsaver():   # restores every flag (and absl's logging level) afterwards
+    flags.FLAGS.unparse_flags()
     flags.FLAGS(["select_postprocess", f"--model_dir={model_dir}", f"--data_dir={data_dir}",
                  "--grid=stpn_detect.tcam_threshold=0.05,0.5", f"--selection_json={out}"])
     select_postprocess.main(["select_postprocess"])
-  finally:
-    flags.FLAGS.unparse_flags()
   assert "chosen: --gin_param='stpn_detect.tcam_threshold = " in capsys.readouterr().out
   assert len(json.loads(out.read_text())["candidates"]) == 2
