@@ -8,10 +8,11 @@ setuptools.setup(
     description=("Weakly-supervised temporal action localization in TensorFlow: STPN (CVPR 2018), background "
                  "modeling (ICCV 2019), AUMN (CVPR 2021) and HAM-Net (AAAI 2021)"),
     # gin_configs/ (top level in the repository) is installed as stpn_tf/gin_configs, so that
-    # `--gin_file=stpn.gin` resolves after a plain (non-editable) install too.
+    # `--gin_file=stpn.gin` and `--gin_file=cpu/stpn.gin` (the 2-CPU budget files) resolve after a plain
+    # (non-editable) install too.
     packages=setuptools.find_packages(include=["stpn_tf", "stpn_tf.*"]) + ["stpn_tf.gin_configs"],
     package_dir={"stpn_tf.gin_configs": "gin_configs"},
-    package_data={"stpn_tf.gin_configs": ["*.gin"]},
+    package_data={"stpn_tf.gin_configs": ["*.gin", "cpu/*.gin"]},
     python_requires=">=3.9,<3.13",
     install_requires=[
         # tensorflow-io 0.37.1 (its newest release) is built against TensorFlow 2.17: with 2.18+ its native ops

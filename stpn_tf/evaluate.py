@@ -5,12 +5,21 @@ File-scoring mode (NumPy only, no TensorFlow):
   python -m stpn_tf.evaluate --ground_truth=GT.json --predictions=PRED.json [--subset=test] \
       [--tiou_thresholds=0.1,0.2,...] [--exclude_videos=a,b or FILE] --output_json=OUT.json
 
-Model mode (runs a trained model, then scores it; implemented in stpn_tf.inference):
+Model mode (runs a trained model, then scores it; implemented in stpn_tf.runs):
 
   python -m stpn_tf.evaluate --model_dir=DIR [--data_dir=DIR] [--predictions_out=PRED.json] [--report_dir=OUT]
 
 Without --data_dir, model mode scores the test split of the data the run trained on (DIR/data.json); a --data_dir
 with other classes than the run's is refused. OUT.json names the data it scored ("data_dir", "split").
+
+Re-scoring without retraining (model mode with other post-processing bindings on top of the run's config.gin):
+
+  python -m stpn_tf.evaluate --model_dir=DIR --gin_param="stpn_detect.tcam_threshold = 0.05" [--gin_file=F.gin] \
+      [--output_tag=NAME]
+
+writes DIR/eval_test.<tag>.json, DIR/predictions_test.<tag>.json and DIR/rescore_test.<tag>.gin (the bindings),
+tag = --output_tag or 'rescore-' + a hash of the bindings; the run's own eval_test.json and predictions_test.json
+are left as they are. Without --gin_param / --gin_file the run's own files are (re)written.
 
 --report_dir (model mode; needs matplotlib, `pip install -e ".[viz]"`) also writes an HTML report: OUT/index.html
 with the mAP table, per-class AP and precision-recall curves at tIoU 0.5, plots of the best and worst videos and
@@ -39,7 +48,7 @@ import sys
 from absl import app
 from absl import flags
 
-from stpn_tf import common_flags  # noqa: F401  (--model_dir: model mode; --data_dir: its dataset)
+from stpn_tf import common_flags  # --model_dir: model mode; --data_dir: its dataset; --gin_file, --gin_param
 
 FLAGS = flags.FLAGS
 
@@ -57,6 +66,8 @@ flags.DEFINE_string("output_json", None, "Where to write the scores (JSON, writt
                     "is always printed.")
 # Model mode.
 flags.DEFINE_string("predictions_out", None, "Model mode: where to write the model's detections JSON.")
+flags.DEFINE_string("output_tag", None, "Model mode: name the outputs eval_test.<tag>.json / predictions_test.<tag>.json "
+                    "(default with --gin_param/--gin_file: a hash of those bindings).")
 flags.DEFINE_string("report_dir", None, "Model mode: also write an HTML report (index.html + PNGs) into this folder "
                     "(replaced atomically). Needs matplotlib: pip install -e \".[viz]\".")
 
@@ -96,8 +107,10 @@ def _check_mode() -> str:
   if file_mode:
     if FLAGS.ground_truth is None or FLAGS.predictions is None:
       raise app.UsageError("file mode needs both --ground_truth and --predictions")
-    if FLAGS.data_dir is not None or FLAGS.predictions_out is not None or FLAGS.report_dir is not None:
-      raise app.UsageError("--data_dir, --predictions_out and --report_dir only apply with --model_dir")
+    if FLAGS.data_dir is not None or FLAGS.predictions_out is not None or FLAGS.report_dir is not None or \
+        FLAGS.output_tag is not None or common_flags.GIN_FILE.value or common_flags.GIN_PARAM.value:
+      raise app.UsageError("--data_dir, --predictions_out, --report_dir, --output_tag, --gin_file and --gin_param "
+                           "only apply with --model_dir")
     return "files"
   return "model"
 
@@ -107,8 +120,10 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if _check_mode() == "model":
     # Imported here so that file mode never loads TensorFlow.
-    from stpn_tf import inference  # pylint: disable=import-outside-toplevel
+    from stpn_tf import runs  # pylint: disable=import-outside-toplevel
     from stpn_tf import evaluation  # pylint: disable=import-outside-toplevel
+    rescoring = dict(gin_files=list(common_flags.GIN_FILE.value), gin_params=list(common_flags.GIN_PARAM.value),
+                     output_tag=FLAGS.output_tag)
     if FLAGS.report_dir:
       from stpn_tf import visualization  # pylint: disable=import-outside-toplevel
       try:
@@ -117,10 +132,11 @@ def main(argv):
         sys.exit(f"evaluate: error: {e}")
       from stpn_tf.visualization import report  # pylint: disable=import-outside-toplevel
       result = report.evaluate_with_report(model_dir=FLAGS.model_dir, report_dir=FLAGS.report_dir,
-                                           data_dir=FLAGS.data_dir, predictions_out=FLAGS.predictions_out)
+                                           data_dir=FLAGS.data_dir, predictions_out=FLAGS.predictions_out,
+                                           **rescoring)
     else:
-      result = inference.run_model_evaluation(model_dir=FLAGS.model_dir, data_dir=FLAGS.data_dir,
-                                              predictions_out=FLAGS.predictions_out)
+      result = runs.run_model_evaluation(model_dir=FLAGS.model_dir, data_dir=FLAGS.data_dir,
+                                         predictions_out=FLAGS.predictions_out, **rescoring)
     if FLAGS.output_json:
       evaluation.write_json_atomic(FLAGS.output_json, dict(result, model_dir=FLAGS.model_dir), indent=1)
     return

@@ -1,6 +1,8 @@
 """Runs trained models over a split and scores them: per-video outputs, detections, mAP.
 
 The model side is TensorFlow; the post-processing and evaluation are the NumPy packages, called per video.
+Layering: this module takes a task and its models (no gin parsing, no training loop); the loop
+(training/trainer.py) calls it, and restoring a finished run from its directory lives above both (stpn_tf/runs.py).
 """
 
 import os
@@ -8,7 +10,6 @@ import time
 from typing import Callable, Dict, Iterator, Optional, Tuple
 
 from absl import logging
-import gin
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -55,19 +56,26 @@ def predict_videos(task, models, data_dir: str, split: str, batch_size: int = 8,
   """Yields (video info, {network: {output name: array for this video only}}) for every video of a split
   (with a holdout: only the split's held-out validation videos).
 
-  Video info: video_id, labels [C] multi-hot, duration, num_segments, segments [S, 2] s, segment_labels [S].
+  Video info: video_id, labels [C] multi-hot, duration, num_segments (length of the evaluated time axis, i.e. of
+  the outputs: the video's T, or the test-time sampler's count, see pipeline.make_eval_dataset),
+  video_num_segments (the video's T), feature_rate (positions per second of the evaluated axis: the manifest's
+  rate times num_segments / video_num_segments, so that `task.detect(outputs, info["feature_rate"])` maps
+  proposals back to seconds of the video), segments [S, 2] s, segment_labels [S].
   """
   fns = _predict_fns(models)
   video_level = getattr(task, "video_level_outputs", VIDEO_LEVEL_OUTPUTS)
+  rate = schema.read_manifest(data_dir).feature_rate
   ds = pipeline.make_eval_dataset(data_dir, split, batch_size=batch_size, streams=task.streams, holdout=holdout)
   for batch in _naming_corrupt_shards(ds, data_dir, split):
     outputs = {name: {k: v.numpy() for k, v in fns[name](task.network_inputs(name, batch)).items()}
                for name in models}
-    lengths = batch["num_segments"].numpy()
-    for i, length in enumerate(lengths):
+    num_segments = batch["num_segments"].numpy()
+    for i, length in enumerate(batch["num_positions"].numpy()):
       keep = batch["segment_labels"][i].numpy() >= 0
       info = {"video_id": batch["video_id"][i].numpy().decode("utf-8"), "labels": batch["labels"][i].numpy(),
               "duration": float(batch["duration"][i]), "num_segments": int(length),
+              "video_num_segments": int(num_segments[i]),
+              "feature_rate": rate * int(length) / max(int(num_segments[i]), 1),
               "segments": batch["segments"][i].numpy()[keep], "segment_labels":
               batch["segment_labels"][i].numpy()[keep]}
       per_video = {}
@@ -117,11 +125,14 @@ def evaluate_split(task, models, data_dir: str, split: str = "test", model_dir: 
                    holdout: Optional[pipeline.Holdout] = None, verbose: bool = True,
                    video_callback: Optional[Callable] = None,
                    attention_thresholds: Optional[Tuple[float, float]] = None,
-                   collapse_guard: Optional[attention_health.CollapseGuard] = None) -> Dict:
+                   collapse_guard: Optional[attention_health.CollapseGuard] = None,
+                   output_tag: Optional[str] = None) -> Dict:
   """Localizes every video of a split, writes the detections (ActivityNet JSON) and scores them.
 
   Returns a dict with the detection mAP per IoU, its averages and the video-level classification mAP; also
-  writes them to model_dir/eval_<split>.json when model_dir is given. video_callback, when given, is called for
+  writes them to model_dir/eval_<split>.json when model_dir is given (eval_<split>.<output_tag>.json and
+  predictions_<split>.<output_tag>.json with an output_tag, e.g. a re-scoring with other post-processing
+  bindings, so that the run's own files stay as they are). video_callback, when given, is called for
   every video as video_callback(info, outputs, detections, probabilities) with what `predict_videos` yields, the
   video's Detections and its video-level probabilities [C] (e.g. `visualization.report.ReportCollector`).
   The result's "attention_health" holds each network's attention statistics (evaluation/attention_health.py) with
@@ -136,8 +147,8 @@ def evaluate_split(task, models, data_dir: str, split: str = "test", model_dir: 
   health = attention_health.AttentionHealth(attention_health.attention_networks(task), low, high)
   for info, outputs in predict_videos(task, models, data_dir, split, holdout=holdout):
     infos.append(info)
-    health.update_video(info, outputs, manifest.feature_rate)
-    detections[info["video_id"]] = task.detect(outputs, manifest.feature_rate)
+    health.update_video(info, outputs, info["feature_rate"])
+    detections[info["video_id"]] = task.detect(outputs, info["feature_rate"])
     scores.append(task.video_probabilities(outputs))
     labels.append(info["labels"])
     if video_callback is not None:
@@ -153,12 +164,14 @@ def evaluate_split(task, models, data_dir: str, split: str = "test", model_dir: 
     collapse_guard.final_check(result["attention_health"])
     result["collapse_warnings"] = collapse_guard.report()
   result["data_dir"], result["split"] = data_dir, split   # which data these numbers are about
-  predictions_out = predictions_out or (os.path.join(model_dir, f"predictions_{split}.json") if model_dir else None)
+  suffix = f".{output_tag}" if output_tag else ""
+  predictions_out = predictions_out or (os.path.join(model_dir, f"predictions_{split}{suffix}.json")
+                                        if model_dir else None)
   if predictions_out:
     eval_io.write_predictions_json(
         predictions_out, {vid: d.to_activitynet(vid, manifest.class_names) for vid, d in detections.items()})
   if model_dir:
-    eval_io.write_json_atomic(os.path.join(model_dir, f"eval_{split}.json"), result, indent=1)
+    eval_io.write_json_atomic(os.path.join(model_dir, f"eval_{split}{suffix}.json"), result, indent=1)
   table = scored.format_table(f"Localization on {split}") + \
       f"\nvideo-level classification mAP: {100 * result['classification_mAP']:.2f}"
   if health.networks:
@@ -167,36 +180,3 @@ def evaluate_split(task, models, data_dir: str, split: str = "test", model_dir: 
   if verbose:
     print(table, flush=True)
   return result
-
-
-def restore_models(model_dir: str, data_dir: str):
-  """Rebuilds the task of a training run from model_dir/config.gin and restores its last checkpoint.
-
-  Raises:
-    ModelDirError: no checkpoint, or data_dir's classes are not the ones the run recorded (data.json).
-  """
-  from stpn_tf import config  # registers configurables
-  from stpn_tf.training import model_dir as model_dir_lib
-  from stpn_tf.training import trainer
-  ckpt = tf.train.latest_checkpoint(model_dir)
-  if not ckpt:
-    raise trainer.ModelDirError(f"{model_dir} holds no checkpoint to evaluate")
-  model_dir_lib.resolve_data_dir(model_dir, data_dir)   # refuses data with other classes than the run's
-  gin.clear_config()
-  config.parse_gin([os.path.join(model_dir, "config.gin")], [])
-  task = gin.query_parameter("train_eval.task").scoped_configurable_fn()
-  manifest = schema.read_manifest(data_dir)
-  models = task.build_models(manifest.num_classes, manifest.feature_dims)
-  objects = {f"{name}_model": model for name, model in models.items()}
-  tf.train.Checkpoint(**objects).restore(ckpt).expect_partial().assert_existing_objects_matched()
-  return task, models
-
-
-def run_model_evaluation(model_dir: str, data_dir: Optional[str] = None,
-                         predictions_out: Optional[str] = None) -> Dict:
-  """`python -m stpn_tf.evaluate --model_dir=...`: restore, localize the test split, score. Without data_dir, the
-  data the run trained on (model_dir/data.json)."""
-  from stpn_tf.training import model_dir as model_dir_lib
-  data_dir, _ = model_dir_lib.resolve_data_dir(model_dir, data_dir)
-  task, models = restore_models(model_dir, data_dir)
-  return evaluate_split(task, models, data_dir, "test", model_dir=model_dir, predictions_out=predictions_out)

@@ -20,8 +20,8 @@ from stpn_tf import user_errors
 from stpn_tf.training import distribute
 from stpn_tf.training import trainer
 
-_GIN_FILE = flags.DEFINE_multi_string("gin_file", [], "gin config files (searched in gin_configs/ too).")
-_GIN_PARAM = flags.DEFINE_multi_string("gin_param", [], "gin bindings, e.g. 'STPN.sparsity_weight = 0.0'.")
+_GIN_FILE = common_flags.GIN_FILE
+_GIN_PARAM = common_flags.GIN_PARAM
 _NUM_STEPS = flags.DEFINE_integer("num_steps", None, "total training steps; default from the gin config.")
 _STRATEGY = flags.DEFINE_enum("strategy", "default", distribute.STRATEGIES, "tf.distribute strategy.")
 _TPU = flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")

@@ -35,7 +35,7 @@ def main(argv):
   except visualization.MissingMatplotlibError as e:
     sys.exit(f"visualize: error: {e}")
   # TensorFlow is only loaded once the flags are known to be usable.
-  from stpn_tf import inference  # pylint: disable=import-outside-toplevel
+  from stpn_tf import runs  # pylint: disable=import-outside-toplevel
   from stpn_tf.data import schema  # pylint: disable=import-outside-toplevel
   from stpn_tf.training import model_dir as model_dir_lib  # pylint: disable=import-outside-toplevel
   from stpn_tf.training import trainer  # pylint: disable=import-outside-toplevel
@@ -43,7 +43,7 @@ def main(argv):
   from stpn_tf.visualization import summaries  # pylint: disable=import-outside-toplevel
   try:
     data_dir, _ = model_dir_lib.resolve_data_dir(common_flags.MODEL_DIR.value, common_flags.DATA_DIR.value)
-    task, models = inference.restore_models(common_flags.MODEL_DIR.value, data_dir)
+    task, models = runs.restore_models(common_flags.MODEL_DIR.value, data_dir)
     videos = summaries.collect_videos(task, models, data_dir, _SPLIT.value, video_ids=_VIDEO_IDS.value,
                                       num_videos=_NUM_VIDEOS.value)
   except (trainer.ModelDirError, schema.DataFormatError, summaries.UnknownVideoError) as e:

@@ -121,13 +121,14 @@ def test_bad_thresholds_are_usage_errors():
 
 def test_model_mode_calls_inference_lazily(fresh_flags, monkeypatch):
   calls = []
-  fake = types.ModuleType("stpn_tf.inference")
+  fake = types.ModuleType("stpn_tf.runs")
   fake.run_model_evaluation = lambda **kwargs: calls.append(kwargs)
-  monkeypatch.setitem(sys.modules, "stpn_tf.inference", fake)
-  monkeypatch.setattr(stpn_tf, "inference", fake, raising=False)
+  monkeypatch.setitem(sys.modules, "stpn_tf.runs", fake)
+  monkeypatch.setattr(stpn_tf, "runs", fake, raising=False)
   fresh_flags(["evaluate", "--model_dir=/m", "--predictions_out=/p.json"])
   evaluate.main(["evaluate"])
-  assert calls == [{"model_dir": "/m", "data_dir": None, "predictions_out": "/p.json"}]
+  assert calls == [{"model_dir": "/m", "data_dir": None, "predictions_out": "/p.json", "gin_files": [],
+                    "gin_params": [], "output_tag": None}]
 
 
 def test_item7_exclude_videos_mistyped_path_exits_with_error(tmp_path):

@@ -2,8 +2,10 @@
 
 Training batch (dict):  <stream> [B, N, D] float32 for each requested stream, mask [B, N] float32 (1 = real
 segment, 0 = padding), labels [B, C] float32 multi-hot, video_id [B] string.
-Evaluation batch: the same over all segments of each video (N = longest video of the batch), plus duration [B],
-num_segments [B], segments [B, S, 2] and segment_labels [B, S] (padded with -1).
+Evaluation batch: the same over all segments of each video (N = longest video of the batch), or over the segments a
+test-time sampler picks (`make_eval_dataset.sampler`, e.g. STPN's 400 uniform segments), plus duration [B],
+num_segments [B] (the video's length T), num_positions [B] (real positions on the evaluated time axis: T, or the
+sampler's count), segments [B, S, 2] and segment_labels [B, S] (padded with -1).
 """
 
 import dataclasses
@@ -326,11 +328,25 @@ def make_eval_dataset(data_dir: str,
                       streams: Sequence[str] = schema.STREAMS,
                       validate: bool = True,
                       holdout: Optional[Holdout] = None,
+                      sampler=None,
                       input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
-  """All segments of every video of a split, in file order, one pass; padded batches with a mask.
+  """Every video of a split, in file order, one pass; padded batches with a mask.
 
-  With a holdout, only the split's held-out (validation) videos.
+  Args:
+    data_dir, split, batch_size, streams, validate: as make_train_dataset.
+    holdout: only the split's held-out (validation) videos.
+    sampler: None = all segments of each video (default); or a sampler of stpn_tf.data.sampling, called with a
+      fixed seed, e.g. `make_eval_dataset.sampler = @test/UniformPerturbedSampler()` with
+      `test/UniformPerturbedSampler.perturb = False` for STPN's "400 segments at uniform interval ... in testing"
+      (section 4.2). Position j of N uniform positions covers segments [j T / N, (j + 1) T / N) of the video, so
+      inference maps it back to seconds at `num_positions / num_segments` times the feature rate
+      (inference.predict_videos); shorter videos are padded and keep their own rate. Only uniform samplers keep
+      that mapping exact: a random window or subset (RandomWindowSampler, RandomSubsetSampler) is refused.
+    input_context: from tf.distribute.
   """
+  if sampler is not None and not isinstance(sampler, sampling.UniformPerturbedSampler):
+    raise ValueError(f"make_eval_dataset.sampler must be None (all segments) or a UniformPerturbedSampler, got "
+                     f"{type(sampler).__name__}: its positions cannot be mapped back to seconds uniformly")
   manifest, records = _records(data_dir, split, shuffle_files=False, seed=0, input_context=input_context,
                                deterministic=True, cycle_length=1)
   records = _apply_holdout(records, holdout, keep_held_out=True)
@@ -339,14 +355,21 @@ def make_eval_dataset(data_dir: str,
 
   def _full(filename, record):
     video = parse(filename, record)
-    out = {s: video[s] for s in streams}
-    out["mask"] = tf.ones([video["num_segments"]], tf.float32)
+    if sampler is None:
+      out = {s: video[s] for s in streams}
+      out["mask"] = tf.ones([video["num_segments"]], tf.float32)
+      out["num_positions"] = tf.cast(video["num_segments"], tf.int32)
+    else:
+      indices, mask = sampler(video["num_segments"], tf.constant([0, 0], tf.int64))
+      out = {s: tf.gather(video[s], indices) * mask[:, None] for s in streams}
+      out["mask"] = mask
+      out["num_positions"] = tf.cast(tf.reduce_sum(mask), tf.int32)
     for key in ("labels", "video_id", "duration", "num_segments", "segments", "segment_labels"):
       out[key] = video[key]
     return out
 
   ds = records.map(_full, num_parallel_calls=AUTOTUNE, deterministic=True)
   padding = {s: 0.0 for s in streams}
-  padding.update(mask=0.0, labels=0.0, video_id="", duration=0.0, num_segments=0, segments=-1.0,
+  padding.update(mask=0.0, labels=0.0, video_id="", duration=0.0, num_segments=0, num_positions=0, segments=-1.0,
                  segment_labels=-1)
   return ds.padded_batch(batch_size, padding_values=padding).prefetch(AUTOTUNE)

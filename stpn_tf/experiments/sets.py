@@ -81,8 +81,8 @@ _BGM_LOSSES = ("L_fg", "L_bg", "L_guide", "L_cluster", "L_sparse")
 _BGM_WEIGHT = {"L_bg": "BGM.background_weight", "L_guide": "BGM.guide_weight", "L_cluster": "BGM.cluster_weight",
                "L_sparse": "BGM.sparsity_weight"}
 # Eq. 11: alpha = beta = gamma = 0.1 (section 4.2). STPN's sparsity term (row 2) is not in Eq. 11 and STPN does not
-# give its beta: 0.2, as stpn.gin.
-_BGM_ON = {"L_bg": 0.1, "L_guide": 0.1, "L_cluster": 0.1, "L_sparse": 0.2}
+# give its beta: 0.8, as stpn.gin (the public TF1 STPN reproduction's 1e-4 in our loss' units).
+_BGM_ON = {"L_bg": 0.1, "L_guide": 0.1, "L_cluster": 0.1, "L_sparse": 0.8}
 _IOUS = ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9")
 _BGM_TABLE1 = (   # (losses on, mAP at 0.1..0.9 as printed; None = "–")
     (("L_fg",), (46.6, 38.7, 31.2, 22.6, 14.7, None, None, None, None)),
@@ -125,7 +125,7 @@ _AUMN_TABLE4 = (   # (switches on, mAP at 0.1..0.7 and AVG as printed)
 def _aumn_config(row: int, on, values) -> Config:
   params = tuple(f"{binding} = {name in on}" for name, binding in _AUMN_SWITCHES)
   paper = dict(zip(_IOUS[:7] + ("avg 0.1:0.5",), values))   # the paper's AVG is over 0.1:0.1:0.5 (its Table 1)
-  return Config(f"row{row}", ("aumn.gin",), params, _marks([n for n, _ in _AUMN_SWITCHES], on), paper)
+  return Config(f"row{row}", ("cpu/aumn.gin",), params, _marks([n for n, _ in _AUMN_SWITCHES], on), paper)
 
 
 AUMN_TABLE4 = ExperimentSet(
@@ -134,7 +134,7 @@ AUMN_TABLE4 = ExperimentSet(
 
 AUMN_FIG4 = ExperimentSet(
     "aumn_fig4", "AUMN Fig. 4: number of templates K (THUMOS14 average mAP 0.1:0.5; L_d, L_h off at K = 1)",
-    tuple(Config(f"K{k}", ("aumn.gin",),
+    tuple(Config(f"K{k}", ("cpu/aumn.gin",),
                  (f"AUMN.num_templates = {k}",) + (("AUMN.use_diversity_loss = False",
                                                     "AUMN.use_homogeneity_loss = False") if k == 1 else ()),
                  {"K": str(k)}) for k in range(1, 8)))
@@ -152,7 +152,7 @@ def _hamnet_table1() -> ExperimentSet:
   from stpn_tf.models import hamnet  # pylint: disable=import-outside-toplevel  (the rows live with the model)
   configs = []
   for row, terms in sorted(hamnet.TABLE1_ROWS.items()):
-    configs.append(Config(f"row{row}", ("hamnet.gin",), (f"HAMNet.loss_terms = {tuple(terms)!r}",),
+    configs.append(Config(f"row{row}", ("cpu/hamnet.gin",), (f"HAMNet.loss_terms = {tuple(terms)!r}",),
                           {f"L_{t}": (YES if t in terms else NO) for t in _HAMNET_TERMS},
                           {"avg 0.1:0.7": _HAMNET_TABLE1_AVG[row]}))
   return ExperimentSet("hamnet_table1", "HAM-Net Table 1: loss terms (THUMOS14 average mAP 0.1:0.7)",
@@ -161,22 +161,25 @@ def _hamnet_table1() -> ExperimentSet:
 
 HAMNET_FIG4A = ExperimentSet(
     "hamnet_fig4a", "HAM-Net Fig. 4a: dropping strategy (THUMOS14 average mAP 0.1:0.7)",
-    tuple(Config(mode, ("hamnet.gin",), (f"HAMNet.drop_mode = '{mode}'",), {"dropping": mode})
+    tuple(Config(mode, ("cpu/hamnet.gin",), (f"HAMNet.drop_mode = '{mode}'",), {"dropping": mode})
           for mode in ("selective", "random", "inverse")))
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The README's results table: every model's shipped command on the built-in dataset.
 # ---------------------------------------------------------------------------------------------------------------------
 
-README = ExperimentSet("readme", "Every model's shipped command on the built-in THUMOS14-like dataset", (
-    Config("stpn", ("stpn.gin",), (), {"model, command": "STPN, `--gin_file=stpn.gin` (600 steps, paper lr 1e-4)"}),
-    Config("stpn_long", ("stpn.gin",), ("train_eval.default_num_steps = 1500", "make_optimizer.learning_rate = 3e-4"),
-           {"model, command": "STPN, `--gin_file=stpn.gin --num_steps=1500 "
-                              "--gin_param='make_optimizer.learning_rate=3e-4'`"}),
-    Config("bgm", ("bgm.gin",), (), {"model, command": "BGM, `--gin_file=bgm.gin` (paper settings)"}),
-    Config("aumn", ("aumn.gin",), (), {"model, command": "AUMN, `--gin_file=aumn.gin` (120 steps, paper lr 1e-4)"}),
-    Config("hamnet", ("hamnet.gin",), (),
-           {"model, command": "HAM-Net, `--gin_file=hamnet.gin` (200 steps, lr 3e-4, input centring: ours)"}),
+README = ExperimentSet("readme", "Every model's paper file and 2-CPU budget file on the built-in THUMOS14-like dataset", (
+    Config("stpn", ("stpn.gin",), (),
+           {"model, command": "STPN, `--gin_file=stpn.gin` (paper file = budget file: the TF1 reproduction's "
+                              "24,000 steps of 6)"}),
+    Config("bgm", ("bgm.gin",), (), {"model, command": "BGM, `--gin_file=bgm.gin` (paper file = budget file)"}),
+    Config("aumn_budget", ("cpu/aumn.gin",), (),
+           {"model, command": "AUMN, `--gin_file=cpu/aumn.gin` (budget: 120 steps)"}),
+    Config("aumn_paper", ("aumn.gin",), (), {"model, command": "AUMN, `--gin_file=aumn.gin` (paper file, ~80 min)"}),
+    Config("hamnet_budget", ("cpu/hamnet.gin",), (),
+           {"model, command": "HAM-Net, `--gin_file=cpu/hamnet.gin` (budget: widths 256/128, 200 steps at 3e-4)"}),
+    Config("hamnet_paper", ("hamnet.gin",), (),
+           {"model, command": "HAM-Net, `--gin_file=hamnet.gin` (paper file: the authors' code, 1-2 hours)"}),
 ))
 
 

@@ -6,6 +6,7 @@ Shared by STPN and the background-modeling model (Nguyen et al., ICCV 2019, the 
 import keras
 import tensorflow as tf
 
+from stpn_tf.layers import initializers
 from stpn_tf.layers import masking
 
 
@@ -16,20 +17,30 @@ class ClassAgnosticAttention(keras.layers.Layer):
   The paper does not give the hidden width of FC_1; it is an argument (gin: `hidden_units`, default 256, see
   BUILD_NOTES.md "Paper notes"). Padded segments (mask 0) get attention exactly 0.
 
+  kernel_initializer / bias_initializer name schemes of stpn_tf/layers/initializers.py (default: Keras' Dense
+  defaults, Glorot-uniform kernels and zero biases).
+
   Input: features [B, T, D] and optionally mask [B, T]. Output: attention [B, T].
   """
 
-  def __init__(self, hidden_units: int = 256, dropout: float = 0.0, **kwargs):
+  def __init__(self, hidden_units: int = 256, dropout: float = 0.0, kernel_initializer: str = "glorot_uniform",
+               bias_initializer: str = "zeros", **kwargs):
     super().__init__(**kwargs)
     self.hidden_units = int(hidden_units)
     self.dropout = float(dropout)
-    self._fc1 = keras.layers.Dense(self.hidden_units, activation="relu", name="fc1")
+    self.kernel_initializer = initializers.get(kernel_initializer).name
+    self.bias_initializer = initializers.get(bias_initializer).name
+    self._fc1 = keras.layers.Dense(self.hidden_units, activation="relu", name="fc1",
+                                   kernel_initializer=initializers.kernel(self.kernel_initializer))
     self._drop = keras.layers.Dropout(self.dropout)
-    self._fc2 = keras.layers.Dense(1, name="fc2")
+    self._fc2 = keras.layers.Dense(1, name="fc2", kernel_initializer=initializers.kernel(self.kernel_initializer),
+                                   bias_initializer=initializers.bias(self.bias_initializer, self.hidden_units))
 
   def build(self, input_shape):
     feature_shape = input_shape[0] if isinstance(input_shape, (list, tuple)) and \
         isinstance(input_shape[0], (list, tuple)) else input_shape
+    # fc1's bias may depend on its fan_in (the feature width), known only now.
+    self._fc1.bias_initializer = initializers.bias(self.bias_initializer, int(feature_shape[-1]))
     self._fc1.build(feature_shape)
     self._fc2.build(tuple(feature_shape[:-1]) + (self.hidden_units,))
 
@@ -44,5 +55,6 @@ class ClassAgnosticAttention(keras.layers.Layer):
 
   def get_config(self):
     config = super().get_config()
-    config.update(hidden_units=self.hidden_units, dropout=self.dropout)
+    config.update(hidden_units=self.hidden_units, dropout=self.dropout, kernel_initializer=self.kernel_initializer,
+                  bias_initializer=self.bias_initializer)
     return config

@@ -23,6 +23,7 @@ import math
 import keras
 import tensorflow as tf
 
+from stpn_tf.layers import initializers
 from stpn_tf.layers import masking
 
 
@@ -98,6 +99,7 @@ class ActionUnitMemory(keras.layers.Layer):
     value_activation: activation of EncV's hidden layer ("an MLP network"; the paper names none; ReLU by default).
     memory_stddev: templates are initialized N(0, memory_stddev^2); None gives 1/sqrt(F), i.e. rows of about
       unit norm and nearly orthogonal, where the diversity loss of Eq. 10 is small.
+    kernel_initializer, bias_initializer: EncK's and EncV's schemes (stpn_tf/layers/initializers.py).
 
   Call inputs: [queries Q [B, T, F/m], features X^s [B, T, F], mask [B, T]].
   Call outputs: (similarity S [B, T, K] (Eq. 5), cas C [B, T, C] (Eq. 15), diversity [B]: L_d of Eq. 10 repeated
@@ -105,7 +107,8 @@ class ActionUnitMemory(keras.layers.Layer):
   """
 
   def __init__(self, num_templates: int, template_dim: int, key_dim: int, value_bottleneck: int, num_classes: int,
-               value_activation: str = "relu", memory_stddev=None, **kwargs):
+               value_activation: str = "relu", memory_stddev=None, kernel_initializer: str = "glorot_uniform",
+               bias_initializer: str = "zeros", **kwargs):
     super().__init__(**kwargs)
     self.num_templates = int(num_templates)
     self.template_dim = int(template_dim)
@@ -116,10 +119,15 @@ class ActionUnitMemory(keras.layers.Layer):
     self.memory_stddev = None if memory_stddev is None else float(memory_stddev)
     if min(self.num_templates, self.template_dim, self.key_dim, self.value_bottleneck, self.num_classes) < 1:
       raise ValueError("ActionUnitMemory sizes must be positive")
-    self.key_encoder = keras.layers.Dense(self.key_dim, name="key_encoder")                     # EncK, Eq. 2
-    self.value_hidden = keras.layers.Dense(self.value_bottleneck, activation=value_activation,
-                                           name="value_hidden")                                 # EncV, Eq. 3
-    self.value_output = keras.layers.Dense(self.num_classes * self.template_dim, name="value_output")
+    self.kernel_initializer = initializers.get(kernel_initializer).name
+    self.bias_initializer = initializers.get(bias_initializer).name
+    init = dict(kernel_initializer=self.kernel_initializer, bias_initializer=self.bias_initializer)
+    self.key_encoder = initializers.dense(self.key_dim, fan_in=self.template_dim, name="key_encoder",
+                                          **init)                                               # EncK, Eq. 2
+    self.value_hidden = initializers.dense(self.value_bottleneck, fan_in=self.template_dim,
+                                           activation=value_activation, name="value_hidden", **init)  # EncV, Eq. 3
+    self.value_output = initializers.dense(self.num_classes * self.template_dim, fan_in=self.value_bottleneck,
+                                           name="value_output", **init)
 
   def build(self, input_shape):
     stddev = self.memory_stddev if self.memory_stddev is not None else 1.0 / math.sqrt(self.template_dim)
@@ -161,5 +169,6 @@ class ActionUnitMemory(keras.layers.Layer):
     config = super().get_config()
     config.update(num_templates=self.num_templates, template_dim=self.template_dim, key_dim=self.key_dim,
                   value_bottleneck=self.value_bottleneck, num_classes=self.num_classes,
-                  value_activation=self.value_activation, memory_stddev=self.memory_stddev)
+                  value_activation=self.value_activation, memory_stddev=self.memory_stddev,
+                  kernel_initializer=self.kernel_initializer, bias_initializer=self.bias_initializer)
     return config

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from stpn_tf.layers import initializers
 from stpn_tf.layers import masking
 
 
@@ -13,18 +14,24 @@ class ClassifierTCAM(keras.layers.Layer):
   On a pooled representation x_bar [B, D] it gives the class scores s^c = sum_k w^c(k) x_bar(k) (Eq. 3, first
   line). On segment features x [B, T, D] it gives the T-CAM a_t^c = sum_k w^c(k) x_t(k) (Eq. 4). Both use the
   same weights, so s^c = sum_t w_t a_t^c for the pooling weights w_t of Eq. 1 (Eq. 3, last line).
-  Eqs. 3-4 have no bias; `use_bias` adds one (then the T-CAM includes it), default off.
+  Eqs. 3-4 have no bias; `use_bias` adds one (then the T-CAM includes it), default off. kernel_initializer /
+  bias_initializer: scheme names of stpn_tf/layers/initializers.py.
   """
 
-  def __init__(self, num_classes: int, use_bias: bool = False, **kwargs):
+  def __init__(self, num_classes: int, use_bias: bool = False, kernel_initializer: str = "glorot_uniform",
+               bias_initializer: str = "zeros", **kwargs):
     super().__init__(**kwargs)
     self.num_classes = int(num_classes)
     self.use_bias = bool(use_bias)
+    self.kernel_initializer = initializers.get(kernel_initializer).name
+    self.bias_initializer = initializers.get(bias_initializer).name
 
   def build(self, input_shape):
-    self.kernel = self.add_weight(name="kernel", shape=(int(input_shape[-1]), self.num_classes),
-                                  initializer="glorot_uniform")
-    self.bias = self.add_weight(name="bias", shape=(self.num_classes,), initializer="zeros") \
+    fan_in = int(input_shape[-1])
+    self.kernel = self.add_weight(name="kernel", shape=(fan_in, self.num_classes),
+                                  initializer=initializers.kernel(self.kernel_initializer))
+    self.bias = self.add_weight(name="bias", shape=(self.num_classes,),
+                                initializer=initializers.bias(self.bias_initializer, fan_in)) \
         if self.use_bias else None
 
   def call(self, x):
@@ -35,7 +42,8 @@ class ClassifierTCAM(keras.layers.Layer):
 
   def get_config(self):
     config = super().get_config()
-    config.update(num_classes=self.num_classes, use_bias=self.use_bias)
+    config.update(num_classes=self.num_classes, use_bias=self.use_bias, kernel_initializer=self.kernel_initializer,
+                  bias_initializer=self.bias_initializer)
     return config
 
 

@@ -42,6 +42,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from stpn_tf.layers import initializers
 from stpn_tf.layers import masking
 from stpn_tf.layers import memory as memory_lib
 from stpn_tf.layers import pooling
@@ -62,16 +63,23 @@ class TemporalEmbedding(keras.layers.Layer):
   'same' padding; padded segments (mask 0) are zeroed on the way in and on the way out, so a padded video gives
   exactly the rows of the same video unpadded.
 
-  Inputs: [features [B, T, D], mask [B, T]]. Output: X^e [B, T, units].
+  Inputs: [features [B, T, D], mask [B, T]]. Output: X^e [B, T, units]. kernel_initializer / bias_initializer:
+  scheme names of stpn_tf/layers/initializers.py (the conv's fan_in is kernel_size * D).
   """
 
-  def __init__(self, units: int = 512, kernel_size: int = 3, **kwargs):
+  def __init__(self, units: int = 512, kernel_size: int = 3, kernel_initializer: str = "glorot_uniform",
+               bias_initializer: str = "zeros", **kwargs):
     super().__init__(**kwargs)
     self.units = int(units)
     self.kernel_size = int(kernel_size)
-    self.conv = keras.layers.Conv1D(self.units, self.kernel_size, padding="same", activation="relu", name="conv")
+    self.kernel_initializer = initializers.get(kernel_initializer).name
+    self.bias_initializer = initializers.get(bias_initializer).name
+    self.conv = keras.layers.Conv1D(self.units, self.kernel_size, padding="same", activation="relu", name="conv",
+                                    kernel_initializer=initializers.kernel(self.kernel_initializer))
 
   def build(self, input_shape):
+    self.conv.bias_initializer = initializers.bias(self.bias_initializer,
+                                                   self.kernel_size * int(input_shape[0][-1]))
     self.conv.build(input_shape[0])
 
   def call(self, inputs):
@@ -84,7 +92,8 @@ class TemporalEmbedding(keras.layers.Layer):
 
   def get_config(self):
     config = super().get_config()
-    config.update(units=self.units, kernel_size=self.kernel_size)
+    config.update(units=self.units, kernel_size=self.kernel_size, kernel_initializer=self.kernel_initializer,
+                  bias_initializer=self.bias_initializer)
     return config
 
 
@@ -139,7 +148,8 @@ class ForegroundAttention(keras.layers.Layer):
 def build_stream_model(feature_dim: int, num_classes: int, *, embedding_dim: int = 512,
                        embedding_kernel_size: int = 3, num_templates: int = 7, key_reduction: int = 4,
                        value_bottleneck: int = 128, use_self_attention: bool = True,
-                       memory_stddev: Optional[float] = None, name: str = "aumn") -> keras.Model:
+                       memory_stddev: Optional[float] = None, kernel_initializer: str = "glorot_uniform",
+                       bias_initializer: str = "zeros", name: str = "aumn") -> keras.Model:
   """One AUMN stream as a Keras functional model.
 
   Inputs: {"features": [B, T, D] float32, "mask": [B, T] float32 (1 = real segment)}.
@@ -152,14 +162,17 @@ def build_stream_model(feature_dim: int, num_classes: int, *, embedding_dim: int
   key_dim = embedding_dim // key_reduction
   features = keras.Input(shape=(None, feature_dim), name="features")         # [B, T, D]
   mask = keras.Input(shape=(None,), name="mask")                              # [B, T]
-  embedded = TemporalEmbedding(embedding_dim, embedding_kernel_size, name="embedding")([features, mask])  # Eq. 1
-  queries = keras.layers.Dense(key_dim, name="query_encoder")(embedded)      # EncQ [B, T, F/m]
+  init = dict(kernel_initializer=kernel_initializer, bias_initializer=bias_initializer)  # layers/initializers.py
+  embedded = TemporalEmbedding(embedding_dim, embedding_kernel_size, name="embedding", **init)(
+      [features, mask])                                                        # Eq. 1
+  queries = initializers.dense(key_dim, fan_in=embedding_dim, name="query_encoder", **init)(embedded)  # EncQ
+
   if use_self_attention:
     refined = SelfAttentionWithIdentity(name="self_attention")([queries, embedded, mask])            # Eq. 4
   else:
     refined = embedded                                                         # Table 4 "w/o S": X^s = X^e
   memory = memory_lib.ActionUnitMemory(num_templates, embedding_dim, key_dim, value_bottleneck, num_classes,
-                                       memory_stddev=memory_stddev, name="memory")
+                                       memory_stddev=memory_stddev, name="memory", **init)
   similarity, cas, diversity = memory([queries, refined, mask])              # Eqs. 2-3, 5-6, 15, 10
   attention = ForegroundAttention(name="attention", dtype="float32")([similarity, mask])   # Eq. 7
   logits = pooling.AttentionPooling("length", name="pooling")([cas, attention, mask])   # Eq. 8, inside softmax
@@ -225,6 +238,9 @@ class AUMN(base.PerStreamTask):
     use_sparsity_loss, use_diversity_loss, use_homogeneity_loss, use_self_attention: Table 4 ablations.
     sparsity_normalization: 'length' (default) or 'sum' (Eq. 13 as printed); see the module docstring.
     memory_stddev: std of the templates' random initialization (None: 1/sqrt(F)).
+    kernel_initializer: weight initialization of every convolution and FC (not given by the paper): a scheme
+      name of stpn_tf/layers/initializers.py (the templates keep memory_stddev).
+    bias_initializer: bias initialization, a scheme name likewise.
   """
 
   name = "aumn"
@@ -236,7 +252,8 @@ class AUMN(base.PerStreamTask):
                value_bottleneck: int = 128, diversity_weight: float = 0.01, homogeneity_weight: float = 0.02,
                sparsity_weights: Optional[Dict[str, float]] = None, use_sparsity_loss: bool = True,
                use_diversity_loss: bool = True, use_homogeneity_loss: bool = True, use_self_attention: bool = True,
-               sparsity_normalization: str = "length", memory_stddev: Optional[float] = None):
+               sparsity_normalization: str = "length", memory_stddev: Optional[float] = None,
+               kernel_initializer: str = "glorot_uniform", bias_initializer: str = "zeros"):
     unknown = set(modalities) - {"rgb", "flow"}
     if unknown or not modalities:
       raise ValueError(f"AUMN.modalities must be a non-empty subset of ('rgb', 'flow'), got {modalities!r}")
@@ -259,7 +276,9 @@ class AUMN(base.PerStreamTask):
     self.model_kwargs = dict(embedding_dim=int(embedding_dim), embedding_kernel_size=int(embedding_kernel_size),
                              num_templates=int(num_templates), key_reduction=int(key_reduction),
                              value_bottleneck=int(value_bottleneck), use_self_attention=bool(use_self_attention),
-                             memory_stddev=memory_stddev)
+                             memory_stddev=memory_stddev,
+                             kernel_initializer=initializers.get(kernel_initializer).name,
+                             bias_initializer=initializers.get(bias_initializer).name)
 
   def losses(self, network: str, outputs, batch) -> Dict[str, tf.Tensor]:
     return aumn_loss(outputs, batch["labels"], batch["mask"], diversity_weight=self.diversity_weight,

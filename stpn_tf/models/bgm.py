@@ -43,6 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 from stpn_tf.layers import attention as attention_lib
+from stpn_tf.layers import initializers
 from stpn_tf.layers import masking
 from stpn_tf.layers import pooling
 from stpn_tf.layers import smoothing
@@ -69,6 +70,7 @@ class BackgroundAttention(keras.layers.Layer):
 
 def build_stream_model(feature_dim: int, num_classes: int, *, hidden_units: int = 256, dropout: float = 0.0,
                        use_bias: bool = False, pooling_normalization: str = "length",
+                       kernel_initializer: str = "glorot_uniform", bias_initializer: str = "zeros",
                        name: str = "bgm") -> keras.Model:
   """One stream of the background-modeling model as a Keras functional model.
 
@@ -82,19 +84,20 @@ def build_stream_model(feature_dim: int, num_classes: int, *, hidden_units: int 
   """
   features = keras.Input(shape=(None, feature_dim), name="features")         # [B, T, D]
   mask = keras.Input(shape=(None,), name="mask")                              # [B, T]
-  attention = attention_lib.ClassAgnosticAttention(hidden_units, dropout, name="attention")(
+  init = dict(kernel_initializer=kernel_initializer, bias_initializer=bias_initializer)  # layers/initializers.py
+  attention = attention_lib.ClassAgnosticAttention(hidden_units, dropout, name="attention", **init)(
       features, mask=mask)                                                    # [B, T]  Omega
   background = BackgroundAttention(name="background_attention", dtype="float32")([attention, mask])  # 1 - lambda
   fg_pool = pooling.AttentionPooling(pooling_normalization, name="fg_pooling")
   bg_pool = pooling.AttentionPooling(pooling_normalization, name="bg_pooling")
   fg_pooled = fg_pool([features, attention, mask])                            # [B, D]  Eq. 1
   bg_pooled = bg_pool([features, background, mask])                           # [B, D]  Eq. 4
-  classifier = tcam_lib.ClassifierTCAM(num_classes + 1, use_bias=use_bias, name="classifier")     # w_0..w_C
+  classifier = tcam_lib.ClassifierTCAM(num_classes + 1, use_bias=use_bias, name="classifier", **init)     # w_0..w_C
   logits = classifier(fg_pooled)                                              # [B, K]     Eq. 2
   bg_logits = classifier(bg_pooled)                                           # [B, K]     Eq. 5
   tcam = classifier(features)                                                 # [B, T, K]  Eqs. 6, 7, 12
   probabilities = keras.layers.Softmax(name="probabilities")(logits)
-  cluster = tcam_lib.ClassifierTCAM(2, use_bias=False, name="cluster")       # columns u_fg, u_bg
+  cluster = tcam_lib.ClassifierTCAM(2, use_bias=False, name="cluster", **init)       # columns u_fg, u_bg
   outputs = {"logits": logits, "probabilities": probabilities, "bg_logits": bg_logits,
              "cluster_fg_logits": cluster(fg_pooled), "cluster_bg_logits": cluster(bg_pooled),
              "attention": attention, "tcam": tcam}
@@ -200,6 +203,9 @@ class BGM(base.PerStreamTask):
       sum_t lambda_t x_t / sum_t lambda_t and sum_t (1 - lambda_t) x_t / sum_t (1 - lambda_t) (ours, not the paper:
       removes the coupling between the attention's overall level and the scale of x_fg and x_bg; see the
       "attention collapse" note in gin_configs/bgm.gin).
+    kernel_initializer: weight initialization of every FC (not given by the paper): a scheme name of
+      stpn_tf/layers/initializers.py.
+    bias_initializer: bias initialization, a scheme name likewise.
   """
 
   name = "bgm"
@@ -210,7 +216,8 @@ class BGM(base.PerStreamTask):
                guide_weight: float = 0.1, cluster_weight: float = 0.1, sparsity_weight: float = 0.0,
                guide_sigma: float = 1.0, guide_truncate: float = 3.0, guide_target_gradient: bool = False,
                hidden_units: int = 256, dropout: float = 0.0, use_bias: bool = False,
-               pooling_normalization: str = "length"):
+               pooling_normalization: str = "length", kernel_initializer: str = "glorot_uniform",
+               bias_initializer: str = "zeros"):
     unknown = set(modalities) - {"rgb", "flow"}
     if unknown or not modalities:
       raise ValueError(f"BGM.modalities must be a non-empty subset of ('rgb', 'flow'), got {modalities!r}")
@@ -225,7 +232,9 @@ class BGM(base.PerStreamTask):
                             delta=float(sparsity_weight), sigma=float(guide_sigma), truncate=float(guide_truncate),
                             target_gradient=bool(guide_target_gradient))
     self.model_kwargs = dict(hidden_units=hidden_units, dropout=dropout, use_bias=use_bias,
-                             pooling_normalization=pooling_normalization)
+                             pooling_normalization=pooling_normalization,
+                             kernel_initializer=initializers.get(kernel_initializer).name,
+                             bias_initializer=initializers.get(bias_initializer).name)
 
   def losses(self, network: str, outputs, batch) -> Dict[str, tf.Tensor]:
     return bgm_loss(outputs, batch["labels"], batch["mask"], **self.loss_kwargs)

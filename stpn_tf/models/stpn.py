@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from stpn_tf.layers import attention as attention_lib
+from stpn_tf.layers import initializers
 from stpn_tf.layers import masking
 from stpn_tf.layers import pooling
 from stpn_tf.layers import tcam as tcam_lib
@@ -35,8 +36,9 @@ stpn_detect = gin.external_configurable(stpn_inference.stpn_detect, "stpn_detect
 
 def build_stream_model(feature_dim: int, num_classes: int, *, use_attention: bool = True,
                        hidden_units: int = 256, dropout: float = 0.0, pooling_normalization: str = "length",
-                       use_bias: bool = False, name: str = "stpn") -> keras.Model:
-  """One STPN stream as a Keras functional model.
+                       use_bias: bool = False, kernel_initializer: str = "glorot_uniform",
+                       bias_initializer: str = "zeros", name: str = "stpn") -> keras.Model:
+  """One STPN stream as a Keras functional model (initializers: scheme names, stpn_tf/layers/initializers.py).
 
   Inputs: {"features": [B, T, D] float32, "mask": [B, T] float32 (1 = real segment)}.
   Outputs: {"logits": [B, C], "probabilities": [B, C] (sigmoid), "attention": [B, T], "tcam": [B, T, C]}.
@@ -44,12 +46,14 @@ def build_stream_model(feature_dim: int, num_classes: int, *, use_attention: boo
   features = keras.Input(shape=(None, feature_dim), name="features")         # [B, T, D]
   mask = keras.Input(shape=(None,), name="mask")                              # [B, T]
   if use_attention:
-    attention = attention_lib.ClassAgnosticAttention(hidden_units, dropout, name="attention")(
-        features, mask=mask)                                                  # [B, T]
+    attention = attention_lib.ClassAgnosticAttention(hidden_units, dropout, kernel_initializer=kernel_initializer,
+                                                     bias_initializer=bias_initializer, name="attention")(
+                                                         features, mask=mask)  # [B, T]
   else:
     # CAM baseline (Fig. 5): every real segment weighs 1, i.e. plain temporal average pooling.
     attention = keras.layers.Identity(name="attention")(mask)
-  classifier = tcam_lib.ClassifierTCAM(num_classes, use_bias=use_bias, name="classifier")
+  classifier = tcam_lib.ClassifierTCAM(num_classes, use_bias=use_bias, kernel_initializer=kernel_initializer,
+                                       bias_initializer=bias_initializer, name="classifier")
   pooled = pooling.AttentionPooling(pooling_normalization, name="pooling")([features, attention, mask])  # [B, D]
   logits = classifier(pooled)                                                 # [B, C]   Eq. 3
   tcam = classifier(features)                                                 # [B, T, C] Eq. 4
@@ -88,6 +92,9 @@ class STPN(base.PerStreamTask):
     dropout: dropout after the attention module's first FC.
     pooling_normalization: see layers/pooling.py.
     use_bias: bias in the final classifier (Eqs. 3-4 have none).
+    kernel_initializer: weight initialization of every FC (not given by the paper): a scheme name of
+      stpn_tf/layers/initializers.py, e.g. 'tf1_dense_default' (the TF1 reproduction's tf.layers.dense).
+    bias_initializer: bias initialization, a scheme name likewise.
     postprocess_fn: the NumPy post-processor called at inference (gin-bound keyword arguments).
   """
 
@@ -96,7 +103,8 @@ class STPN(base.PerStreamTask):
 
   def __init__(self, modalities: Sequence[str] = ("rgb", "flow"), use_attention: bool = True,
                sparsity_weight: float = 0.2, hidden_units: int = 256, dropout: float = 0.0,
-               pooling_normalization: str = "length", use_bias: bool = False):
+               pooling_normalization: str = "length", use_bias: bool = False,
+               kernel_initializer: str = "glorot_uniform", bias_initializer: str = "zeros"):
     unknown = set(modalities) - {"rgb", "flow"}
     if unknown or not modalities:
       raise ValueError(f"STPN.modalities must be a non-empty subset of ('rgb', 'flow'), got {modalities!r}")
@@ -104,7 +112,9 @@ class STPN(base.PerStreamTask):
     self.use_attention = use_attention
     self.sparsity_weight = float(sparsity_weight) if use_attention else 0.0
     self.model_kwargs = dict(use_attention=use_attention, hidden_units=hidden_units, dropout=dropout,
-                             pooling_normalization=pooling_normalization, use_bias=use_bias)
+                             pooling_normalization=pooling_normalization, use_bias=use_bias,
+                             kernel_initializer=initializers.get(kernel_initializer).name,
+                             bias_initializer=initializers.get(bias_initializer).name)
 
   def losses(self, network: str, outputs, batch) -> Dict[str, tf.Tensor]:
     return stpn_loss(outputs, batch["labels"], batch["mask"], self.sparsity_weight)

@@ -510,7 +510,7 @@ def export_saved_model(model_dir: str, export_dir: str, data_dir: Optional[str] 
     ExportError: no checkpoint in model_dir, a dataset that does not match the run, settings the in-graph
       post-processor cannot take, or an existing export_dir without overwrite.
   """
-  from stpn_tf import inference  # pylint: disable=import-outside-toplevel
+  from stpn_tf import runs  # pylint: disable=import-outside-toplevel
   from stpn_tf.data import schema  # pylint: disable=import-outside-toplevel
   from stpn_tf.training import model_dir as model_dir_lib  # pylint: disable=import-outside-toplevel
   from stpn_tf.training import trainer  # pylint: disable=import-outside-toplevel
@@ -541,7 +541,7 @@ def export_saved_model(model_dir: str, export_dir: str, data_dir: Optional[str] 
                         f"{manifest.feature_dims}) does not match the run in {model_dir} ({run_info}); pass the "
                         "--data_dir the model was trained on")
   try:
-    task, models = inference.restore_models(model_dir, data_dir)
+    task, models = runs.restore_models(model_dir, data_dir)
   except (AssertionError, ValueError, tf.errors.OpError) as e:
     raise ExportError(f"{model_dir}: cannot rebuild the model from its config.gin and restore {checkpoint}: "
                       f"{e}") from e

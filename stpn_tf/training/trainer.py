@@ -15,6 +15,8 @@ import gin
 import keras
 import tensorflow as tf
 
+from stpn_tf import inference
+from stpn_tf import visualization
 from stpn_tf.data import pipeline
 from stpn_tf.data import schema
 from stpn_tf.data import shard_check
@@ -23,6 +25,8 @@ from stpn_tf.training import bindings
 from stpn_tf.training import distribute
 from stpn_tf.training import model_dir as model_dir_lib
 from stpn_tf.training import precision as precision_lib
+from stpn_tf.training.optimizers import make_optimizer  # (gin: make_optimizer.*)
+from stpn_tf.visualization import summaries
 
 RUN_INFO = model_dir_lib.RUN_INFO
 ModelDirError = model_dir_lib.ModelDirError
@@ -53,13 +57,6 @@ def _check_model_dir(model_dir: str, run_info: Dict) -> None:
     raise ModelDirError(f"{model_dir} holds checkpoints with no {RUN_INFO}; refusing to overwrite them")
   else:
     model_dir_lib.write_json_atomic(path, run_info)
-
-
-@gin.configurable
-def make_optimizer(learning_rate: float = 1e-4, weight_decay: Optional[float] = None,
-                   clipnorm: Optional[float] = None) -> keras.optimizers.Optimizer:
-  """Adam (every paper implemented here uses it); learning rate from the model's gin file."""
-  return keras.optimizers.Adam(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=clipnorm)
 
 
 class Trainer:
@@ -228,8 +225,6 @@ def train_eval(model_dir: str, data_dir: str, num_steps: Optional[int] = None,
     eval_tiou_thresholds: tIoU thresholds of the final detection evaluation (THUMOS14's 0.1:0.1:0.9 by default;
       ActivityNet's 0.5:0.05:0.95 in the ActivityNet configs).
   """
-  from stpn_tf import inference  # the post-processing side imports models; kept out of module import time
-
   strategy = strategy or tf.distribute.get_strategy()
   bindings.check_train_eval_numbers(locals())
   num_steps = int(default_num_steps if num_steps is None else num_steps)
@@ -388,7 +383,6 @@ def _evaluate_validation(task, models, data_dir: str, holdout: pipeline.Holdout,
                          attention_thresholds=None) -> Dict:
   """Classification and detection mAP and the attention health of the held-out training videos, to TensorBoard
   (monitoring only)."""
-  from stpn_tf import inference  # pylint: disable=import-outside-toplevel
   try:
     metrics = inference.evaluate_split(task, models, data_dir, "train", holdout=holdout, verbose=False,
                                        attention_thresholds=attention_thresholds)
@@ -425,10 +419,8 @@ def _attention_health_summaries(writer, step: int, health: Dict, prefix: str) ->
 def _validation_images(task, models, data_dir, holdout, writer, step, num_videos: int = 3) -> None:
   """Plots of a few validation videos (ground truth, attention, T-CAM, detections) as TensorBoard images; skipped
   quietly without matplotlib (the optional `viz` extra)."""
-  from stpn_tf import visualization  # pylint: disable=import-outside-toplevel
   if num_videos <= 0 or not visualization.matplotlib_available():
     return
-  from stpn_tf.visualization import summaries  # pylint: disable=import-outside-toplevel
   images = summaries.summary_images(task, models, data_dir, "train", num_videos=num_videos, holdout=holdout)
   with writer.as_default(step=step):
     for video_id, image in images:

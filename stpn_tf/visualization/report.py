@@ -186,23 +186,26 @@ def _build(out: str, result, videos, config_text, title, num_videos, tiou, detai
 
 
 def evaluate_with_report(model_dir: str, report_dir: str, data_dir: Optional[str] = None,
-                         predictions_out: Optional[str] = None, num_videos: int = 3) -> Dict:
-  """`python -m stpn_tf.evaluate --model_dir=DIR --report_dir=OUT`: `inference.run_model_evaluation` (same
-  files, same return value) and the HTML report of this evaluation in report_dir."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from stpn_tf import inference  # pylint: disable=import-outside-toplevel
-  from stpn_tf.data import schema  # pylint: disable=import-outside-toplevel
-  from stpn_tf.training import model_dir as model_dir_lib  # pylint: disable=import-outside-toplevel
+                         predictions_out: Optional[str] = None, num_videos: int = 3, gin_files=(), gin_params=(),
+                         output_tag: Optional[str] = None) -> Dict:
+  """`python -m stpn_tf.evaluate --model_dir=DIR --report_dir=OUT`: `runs.run_model_evaluation` (same files,
+  same return value, same re-scoring options) and the HTML report of this evaluation in report_dir."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (this module is importable without TF)
+  from stpn_tf import runs  # pylint: disable=import-outside-toplevel  (likewise)
   require_matplotlib()
-  data_dir, _ = model_dir_lib.resolve_data_dir(model_dir, data_dir)   # default: the data the run trained on
-  task, models = inference.restore_models(model_dir, data_dir)
-  manifest = schema.read_manifest(data_dir)
-  collector = ReportCollector(task, manifest.class_names, manifest.feature_rate)
-  result = inference.evaluate_split(task, models, data_dir, "test", model_dir=model_dir,
-                                    predictions_out=predictions_out, video_callback=collector)
+  collectors = []
+
+  def make_collector(task, manifest):
+    collectors.append(ReportCollector(task, manifest.class_names, manifest.feature_rate))
+    return collectors[-1]
+
+  result = runs.run_model_evaluation(model_dir, data_dir, predictions_out=predictions_out, gin_files=gin_files,
+                                     gin_params=gin_params, output_tag=output_tag,
+                                     make_video_callback=make_collector)
   with tf.io.gfile.GFile(os.path.join(model_dir, "config.gin")) as f:
     config_text = f.read()
-  write_report(report_dir, result, collector.videos, config_text=config_text,
+  task = collectors[0].task
+  write_report(report_dir, result, collectors[0].videos, config_text=config_text,
                title=f"{getattr(task, 'name', 'model')}: evaluation on test", num_videos=num_videos,
                details={"model_dir": model_dir, "data_dir": data_dir,
                         "checkpoint": tf.train.latest_checkpoint(model_dir) or ""})

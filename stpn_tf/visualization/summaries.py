@@ -1,6 +1,8 @@
 """Per-video plots of live models: choosing the videos, and images for TensorBoard (`summary_images`).
 
-Runs the models with `inference.predict_videos` (TensorFlow), then draws with `plots.plot_video` (matplotlib,
+Runs the models with `inference.predict_videos` (TensorFlow, imported when called: the visualization modules import
+without TensorFlow, tests/visualization/plots_test.py; inference imports nothing of visualization, so this is no
+import cycle), then draws with `plots.plot_video` (matplotlib,
 imported lazily: without it `MissingMatplotlibError` says how to install it).
 """
 
@@ -28,7 +30,7 @@ def collect_videos(task, models, data_dir: str, split: str = "test", video_ids: 
 
   Args:
     task: the model task.
-    models: {network: keras.Model} (`task.build_models` or `inference.restore_models`).
+    models: {network: keras.Model} (`task.build_models` or `runs.restore_models`).
     data_dir: dataset directory.
     split: the split to read.
     video_ids: exactly these videos (then num_videos and video_filter are ignored); an id not in the split is an
@@ -43,8 +45,8 @@ def collect_videos(task, models, data_dir: str, split: str = "test", video_ids: 
   Raises:
     UnknownVideoError: some of video_ids are not in the split.
   """
-  from stpn_tf import inference  # pylint: disable=import-outside-toplevel
-  from stpn_tf.data import schema  # pylint: disable=import-outside-toplevel
+  from stpn_tf import inference  # pylint: disable=import-outside-toplevel  (TensorFlow; see the module docstring)
+  from stpn_tf.data import schema  # pylint: disable=import-outside-toplevel  (likewise)
   manifest = schema.read_manifest(data_dir)
   wanted = list(dict.fromkeys(video_ids)) if video_ids else None
   if wanted is not None:

@@ -161,13 +161,15 @@ def video_plot_data(task, info: Mapping, outputs: Mapping[str, Mapping[str, np.n
     info: the video info of `inference.predict_videos` (video_id, labels, duration, segments, segment_labels).
     outputs: {network: {output name: array}} of this video.
     class_names: the dataset's class names.
-    feature_rate: segments per second (the manifest's).
+    feature_rate: segments per second (the manifest's); info["feature_rate"] (the rate of the evaluated time axis,
+      different under a test-time sampler, see inference.predict_videos) takes precedence when present.
     detections: the video's detections; None runs `task.detect(outputs, feature_rate)`.
     probabilities: the video-level probabilities; None runs `task.video_probabilities(outputs)`.
 
   Returns:
     VideoPlotData.
   """
+  feature_rate = float(info.get("feature_rate", feature_rate))
   if detections is None:
     detections = task.detect(outputs, feature_rate)
   if probabilities is None:

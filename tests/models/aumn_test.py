@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from stpn_tf import runs
 from stpn_tf import config
 from stpn_tf import inference
 from stpn_tf import train
@@ -305,7 +306,7 @@ def test_train_and_evaluate_through_main(tmp_path):
   assert "AUMN.sparsity_weights" in (model_dir / "operative_config.gin").read_text()
   health = json.loads((model_dir / "eval_test.json").read_text())["attention_health"]["networks"]
   assert set(health) == {"rgb", "flow"} and health["rgb"]["num_segments"] > 0
-  task, models = inference.restore_models(str(model_dir), str(data_dir))
+  task, models = runs.restore_models(str(model_dir), str(data_dir))
   assert isinstance(task, aumn.AUMN) and set(models) == {"rgb", "flow"}
 
 

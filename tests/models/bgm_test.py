@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from stpn_tf import runs
 from stpn_tf import config
 from stpn_tf import inference
 from stpn_tf import train
@@ -338,7 +339,7 @@ def test_learning_on_the_tiny_dataset(tiny_dirs, tmp_path):
                                  "train_eval.checkpoint_every = 1000", "train_eval.steps_per_loop = 250"])
   result = trainer.train_eval(str(tmp_path / "model"), tiny_dirs[0], num_steps=1000)
   assert result["step"] == 1000
-  task, models = inference.restore_models(str(tmp_path / "model"), tiny_dirs[0])
+  task, models = runs.restore_models(str(tmp_path / "model"), tiny_dirs[0])
   metrics = inference.classification_metrics(task, models, tiny_dirs[0], "test")
   assert metrics["classification_mAP"] >= 0.65, metrics
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from stpn_tf import runs
 from stpn_tf import config
 from stpn_tf import inference
 from stpn_tf.data import schema
@@ -44,7 +45,7 @@ def run(request, tmp_path_factory):
   data_dir, model_dir = train_tiny_run(str(root), num_test=4, gin_file=gin_file, params=COMMON + params,
                                        num_steps=1)
   export_dir = module.export_saved_model(model_dir, str(root / "export"), data_dir)
-  task, models = inference.restore_models(model_dir, data_dir)
+  task, models = runs.restore_models(model_dir, data_dir)
   gin.clear_config()
   return types.SimpleNamespace(
       name=name, data_dir=data_dir, model_dir=model_dir, export_dir=export_dir, task=task, models=models,

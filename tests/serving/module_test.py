@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from stpn_tf import runs
 from stpn_tf import config
 from stpn_tf import inference
 from stpn_tf.data import schema
@@ -26,7 +27,7 @@ def run(tmp_path_factory):
   root = tmp_path_factory.mktemp("serving")
   data_dir, model_dir = train_tiny_run(str(root))
   export_dir = module.export_saved_model(model_dir, str(root / "export"), data_dir)
-  task, models = inference.restore_models(model_dir, data_dir)
+  task, models = runs.restore_models(model_dir, data_dir)
   gin.clear_config()
   return types.SimpleNamespace(
       root=root, data_dir=data_dir, model_dir=model_dir, export_dir=export_dir, task=task, models=models,

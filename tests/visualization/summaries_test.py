@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from stpn_tf import inference
+from stpn_tf import runs
 from stpn_tf.visualization import summaries
 
 
 @pytest.fixture
 def restored(tiny_run):
-  task, models = inference.restore_models(tiny_run.model_dir, tiny_run.data_dir)
+  task, models = runs.restore_models(tiny_run.model_dir, tiny_run.data_dir)
   yield task, models
   gin.clear_config()
 

@@ -8,6 +8,7 @@ from absl.testing import flagsaver
 import numpy as np
 import pytest
 
+from stpn_tf import runs
 from stpn_tf import inference
 from stpn_tf import visualize
 from stpn_tf.data import schema
@@ -36,7 +37,7 @@ def test_writes_one_png_per_video_showing_the_data_and_the_detections(tiny_run, 
   assert all(is_png(out / name) for name in os.listdir(out)) and no_temporary_files(out)
   assert [d.video_id for d in shown] == ["test/2", "test/0"]
   # Ground truth = the dataset's instances; detections = the restored run's post-processor (its gin bindings).
-  task, models = inference.restore_models(tiny_run.model_dir, tiny_run.data_dir)
+  task, models = runs.restore_models(tiny_run.model_dir, tiny_run.data_dir)
   rate = schema.read_manifest(tiny_run.data_dir).feature_rate
   expected = {info["video_id"]: task.detect(outputs, rate)
               for info, outputs in inference.predict_videos(task, models, tiny_run.data_dir, "test")}
