@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from stpn_tf import config
-from stpn_tf import inference
+from stpn_tf import runs
 from stpn_tf.data import schema
 from stpn_tf.serving import module
 from stpn_tf.training import model_dir as model_dir_lib
@@ -103,7 +103,7 @@ def test_item2_evaluate_and_export_use_the_recorded_data(trained, tmp_path):
   assert record["class_names"] == ["Zeta", "Alpha", "Mu"] and record["feature_rate"] == 1.5625
 
   # No --data_dir: the run's data (was the built-in dataset), and the output says which.
-  result = inference.run_model_evaluation(model_dir)
+  result = runs.run_model_evaluation(model_dir)
   assert result["data_dir"] == os.path.abspath(data_dir) and result["split"] == "test"
   assert result["num_videos"] == 3
 
@@ -111,7 +111,7 @@ def test_item2_evaluate_and_export_use_the_recorded_data(trained, tmp_path):
   other = _dataset(tmp_path / "other", ["Alpha", "Mu", "Zeta"])
   with pytest.raises(model_dir_lib.ModelDirError,
                      match=r"\['Alpha', 'Mu', 'Zeta'\].*\['Zeta', 'Alpha', 'Mu'\]"):
-    inference.run_model_evaluation(model_dir, other)
+    runs.run_model_evaluation(model_dir, other)
   with pytest.raises(module.ExportError, match=r"\['Alpha', 'Mu', 'Zeta'\].*\['Zeta', 'Alpha', 'Mu'\]"):
     module.export_saved_model(model_dir, str(tmp_path / "bad_export"), other)
   assert not (tmp_path / "bad_export").exists()
@@ -139,8 +139,8 @@ def test_run_without_data_record_needs_data_dir(trained, tmp_path):
     if not os.path.isdir(os.path.join(model_dir, name)) and name != model_dir_lib.DATA_RECORD:
       tf.io.gfile.copy(os.path.join(model_dir, name), str(copy / name))
   with pytest.raises(model_dir_lib.ModelDirError, match="does not record the data.*pass --data_dir"):
-    inference.run_model_evaluation(str(copy))
-  assert inference.run_model_evaluation(str(copy), data_dir)["num_videos"] == 3
+    runs.run_model_evaluation(str(copy))
+  assert runs.run_model_evaluation(str(copy), data_dir)["num_videos"] == 3
 
 
 def test_resuming_on_data_with_other_classes_is_refused(trained, tmp_path):
