@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stpn_tf.postprocess import nms
+from stpn_tf.postprocess import nms as nms_lib
 from stpn_tf.postprocess import proposals
 from stpn_tf.postprocess import scoring
 from stpn_tf.postprocess.stpn_inference import fuse_probabilities
@@ -53,6 +53,10 @@ def aumn_detect(
     nms_threshold: float = 0.3,
     probability_fusion: str = "mean",
     fallback_to_top_class: bool = False,
+    nms: str = "greedy",
+    soft_nms_sigma: float = 0.5,
+    soft_nms_score_floor: float | None = None,
+    soft_nms_top_n: int | None = None,
 ) -> Detections:
   """AUMN detections for one video (section 3.3, Eqs. 15-16; settings of section 4.1).
 
@@ -69,6 +73,9 @@ def aumn_detect(
     attention_threshold: eta_act; None (the paper) = each network's mean attention over the video.
     theta: RGB weight of Eq. 16 (0.3).
     nms_threshold: class-wise NMS IoU (0.3).
+    nms: class-wise suppression, "greedy" (NMS at `nms_threshold`), "soft_gaussian" or "soft_linear"
+      (soft-NMS, `nms.class_wise_soft_nms`; the linear one decays above `nms_threshold`).
+    soft_nms_sigma, soft_nms_score_floor, soft_nms_top_n: soft-NMS settings (see `nms.class_wise_soft_nms`).
     probability_fusion: "mean", "max", "rgb" or "flow".
     fallback_to_top_class: keep the top class when no class passes `class_threshold` (the paper describes none).
 
@@ -90,8 +97,7 @@ def aumn_detect(
     raise ValueError(f"feature_rate must be a positive number of segments per second, got {feature_rate}")
   if not 0.0 <= theta <= 1.0:
     raise ValueError(f"theta must be in [0, 1], got {theta}")
-  if not 0.0 <= nms_threshold <= 1.0:
-    raise ValueError(f"nms_threshold must be in [0, 1], got {nms_threshold}")
+  nms_lib.check_nms_settings(nms, nms_threshold, soft_nms_sigma, soft_nms_score_floor, soft_nms_top_n)
   length, num_classes = present[0][1].tcam.shape
   if length == 0 or num_classes == 0:
     return Detections.empty()
@@ -123,6 +129,7 @@ def aumn_detect(
 
   # Step 4: class-wise NMS on continuous intervals [s, e + 1]; the same interval from both networks has the same
   # Eq. 16 score (the score does not depend on the network that proposed it), so NMS keeps one of them.
-  keep = nms.class_wise_nms(starts, ends + 1, scores, classes, nms_threshold)  # Descending score.
+  keep, kept_scores = nms_lib.suppress(starts, ends + 1, scores, classes, nms, nms_threshold, soft_nms_sigma,
+                                      soft_nms_score_floor, soft_nms_top_n)  # Descending score.
   start_s, end_s = segments_to_seconds(starts[keep], ends[keep], feature_rate)
-  return Detections(start_s, end_s, classes[keep], scores[keep])
+  return Detections(start_s, end_s, classes[keep], kept_scores)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from stpn_tf.postprocess import nms
+from stpn_tf.postprocess import nms as nms_lib
 from stpn_tf.postprocess import proposals
 from stpn_tf.postprocess import scoring
 from stpn_tf.postprocess.stpn_inference import fuse_probabilities
@@ -31,6 +31,10 @@ def bgm_detect(
     nms_threshold: float = 0.5,
     probability_fusion: str = "mean",
     fallback_to_top_class: bool = True,
+    nms: str = "greedy",
+    soft_nms_sigma: float = 0.5,
+    soft_nms_score_floor: float | None = None,
+    soft_nms_top_n: int | None = None,
 ) -> Detections:
   """Detections of one video (Nguyen et al. ICCV 2019, Sec. 3.2 and Fig. 3, Eq. 12; numbers of Sec. 4.2).
 
@@ -58,6 +62,9 @@ def bgm_detect(
     theta: RGB weight of Eq. 12 (0.5, Sec. 3.2).
     attention_thresholds: thresholds on the averaged attention; proposals of all of them are pooled.
     nms_threshold: class-wise NMS IoU threshold (0.5, Sec. 4.2).
+    nms: class-wise suppression, "greedy" (NMS at `nms_threshold`), "soft_gaussian" or "soft_linear"
+      (soft-NMS, `nms.class_wise_soft_nms`; the linear one decays above `nms_threshold`).
+    soft_nms_sigma, soft_nms_score_floor, soft_nms_top_n: soft-NMS settings (see `nms.class_wise_soft_nms`).
     probability_fusion: how the streams' p_fg are combined for step 1 ("mean", "max", "rgb", "flow").
     fallback_to_top_class: step 1's fallback to the most probable class.
 
@@ -79,8 +86,7 @@ def bgm_detect(
     raise ValueError(f"feature_rate must be a positive number of segments per second, got {feature_rate}")
   if not 0.0 <= theta <= 1.0:
     raise ValueError(f"theta must be in [0, 1], got {theta}")
-  if not 0.0 <= nms_threshold <= 1.0:
-    raise ValueError(f"nms_threshold must be in [0, 1], got {nms_threshold}")
+  nms_lib.check_nms_settings(nms, nms_threshold, soft_nms_sigma, soft_nms_score_floor, soft_nms_top_n)
   probabilities = fuse_probabilities(rgb, flow, probability_fusion)  # [C]
   length, num_classes = present[0].tcam.shape
   if length == 0 or num_classes == 0:
@@ -112,8 +118,9 @@ def bgm_detect(
       theta=theta)
 
   # Step 4: class-wise NMS on continuous intervals [s, e + 1].
-  keep = nms.class_wise_nms(starts, ends + 1, scores, local_class, nms_threshold)  # descending score
+  keep, kept_scores = nms_lib.suppress(starts, ends + 1, scores, local_class, nms, nms_threshold, soft_nms_sigma,
+                                      soft_nms_score_floor, soft_nms_top_n)  # descending score
 
   # Step 5: seconds.
   start_s, end_s = segments_to_seconds(starts[keep], ends[keep], feature_rate)
-  return Detections(start_s, end_s, kept_classes[local_class[keep]], scores[keep])
+  return Detections(start_s, end_s, kept_classes[local_class[keep]], kept_scores)

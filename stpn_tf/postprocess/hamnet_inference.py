@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from stpn_tf.postprocess import nms
+from stpn_tf.postprocess import nms as nms_lib
 from stpn_tf.postprocess import proposals
 from stpn_tf.postprocess import scoring
 from stpn_tf.postprocess.stpn_inference import segments_to_seconds
@@ -69,6 +69,10 @@ def hamnet_detect(
     nms_threshold: float = 0.5,
     smooth_window: int = 1,
     fallback_to_top_class: bool = False,
+    nms: str = "greedy",
+    soft_nms_sigma: float = 0.5,
+    soft_nms_score_floor: float | None = None,
+    soft_nms_top_n: int | None = None,
 ) -> Detections:
   """HAM-Net detections for one video.
 
@@ -82,6 +86,9 @@ def hamnet_detect(
     zeta: weight of p^attn_c in Eq. 14 (not given in the paper).
     outer_ratio: l_m as a fraction of the proposal length (1/4, Eq. 16).
     nms_threshold: IoU above which a lower-scored proposal of the same class is suppressed (not given).
+    nms: class-wise suppression, "greedy" (NMS at `nms_threshold`), "soft_gaussian" or "soft_linear"
+      (soft-NMS, `nms.class_wise_soft_nms`; the linear one decays above `nms_threshold`).
+    soft_nms_sigma, soft_nms_score_floor, soft_nms_top_n: soft-NMS settings (see `nms.class_wise_soft_nms`).
     smooth_window: odd window of the average pooling applied to a and s^attn (1 = none; ActivityNet uses one).
     fallback_to_top_class: when no class passes `class_threshold`, localize the top class instead of nothing.
 
@@ -107,8 +114,7 @@ def hamnet_detect(
       raise ValueError(f"{name} contains NaN or inf")
   if not np.isfinite(feature_rate) or feature_rate <= 0:
     raise ValueError(f"feature_rate must be a positive number of segments per second, got {feature_rate}")
-  if not 0.0 <= nms_threshold <= 1.0:
-    raise ValueError(f"nms_threshold must be in [0, 1], got {nms_threshold}")
+  nms_lib.check_nms_settings(nms, nms_threshold, soft_nms_sigma, soft_nms_score_floor, soft_nms_top_n)
   length = attention.shape[0]
   if length == 0 or num_classes == 0:
     return Detections.empty()
@@ -139,6 +145,7 @@ def hamnet_detect(
                                         outer_ratio=outer_ratio)
 
   # Step 4: class-wise NMS on continuous intervals [s, e + 1], then seconds.
-  keep = nms.class_wise_nms(starts, ends + 1, scores, local_class, nms_threshold)
+  keep, kept_scores = nms_lib.suppress(starts, ends + 1, scores, local_class, nms, nms_threshold, soft_nms_sigma,
+                                      soft_nms_score_floor, soft_nms_top_n)
   start_s, end_s = segments_to_seconds(starts[keep], ends[keep], feature_rate)
-  return Detections(start_s, end_s, kept[local_class[keep]], scores[keep])
+  return Detections(start_s, end_s, kept[local_class[keep]], kept_scores)

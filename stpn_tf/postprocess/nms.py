@@ -181,3 +181,141 @@ def _dense_class_ids(classes: np.ndarray) -> np.ndarray:
     classes = classes.astype(np.int64)
     return classes - classes.min()
   return np.unique(classes, return_inverse=True)[1].reshape(-1)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Soft-NMS (Bodla et al., "Soft-NMS -- Improving Object Detection With One Line of Code", ICCV 2017), class-wise.
+# ---------------------------------------------------------------------------------------------------------------------
+
+NMS_METHODS = ("greedy", "soft_gaussian", "soft_linear")
+
+
+def check_nms_settings(nms: str = "greedy", nms_threshold: float = 0.5, soft_nms_sigma: float = 0.5,
+                       soft_nms_score_floor: float | None = None, soft_nms_top_n: int | None = None) -> None:
+  """Raises ValueError on an invalid suppression setting (shared by every post-processor and its graph port)."""
+  if nms not in NMS_METHODS:
+    raise ValueError(f"nms must be one of {NMS_METHODS}, got {nms!r}")
+  if not 0.0 <= nms_threshold <= 1.0:
+    raise ValueError(f"nms_threshold must be in [0, 1], got {nms_threshold}")
+  if not (np.isfinite(soft_nms_sigma) and soft_nms_sigma > 0):
+    raise ValueError(f"soft_nms_sigma must be a positive number, got {soft_nms_sigma!r}")
+  if soft_nms_score_floor is not None and not np.isfinite(soft_nms_score_floor):
+    raise ValueError(f"soft_nms_score_floor must be None (no removal) or finite, got {soft_nms_score_floor!r}")
+  if soft_nms_top_n is not None and (isinstance(soft_nms_top_n, (bool, np.bool_))
+                                     or int(soft_nms_top_n) != soft_nms_top_n or soft_nms_top_n < 1):
+    raise ValueError(f"soft_nms_top_n must be None (all) or an integer >= 1, got {soft_nms_top_n!r}")
+
+
+def class_wise_soft_nms(
+    starts: np.ndarray,
+    ends: np.ndarray,
+    scores: np.ndarray,
+    classes: np.ndarray,
+    method: str = "gaussian",
+    sigma: float = 0.5,
+    iou_threshold: float = 0.3,
+    score_floor: float | None = None,
+    top_n: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+  """Soft-NMS run independently for each class: scores are decayed instead of proposals being dropped.
+
+  Within a class, repeatedly: the proposal with the highest current score (ties: lower index first) is selected;
+  every not yet selected proposal j of that class has its score multiplied by
+      gaussian:  w = exp(-IoU(selected, j)^2 / sigma)                       (Bodla et al. 2017, Eq. after Eq. 3;
+                                                                             the form of HAM-Net's code, utils.py)
+      linear:    w = 1 - IoU(selected, j) if IoU > iou_threshold, else 1    (Bodla et al. 2017, Eq. 3)
+  A selected proposal whose current score is below `score_floor` ends the class's list (it is the highest left, so
+  every other one is below too); None keeps everything (HAM-Net's code: "no removal"). At most `top_n` proposals
+  are kept per class (None: all). Scores are multiplied as they are, so a negative score (HAM-Net's outer-inner
+  contrast can be negative) moves towards 0 when decayed, as in the authors' code.
+
+  Args:
+    starts, ends: float arrays [N], continuous intervals (see the module docstring), ends >= starts.
+    scores: float array [N].
+    classes: int array [N].
+    method: "gaussian" or "linear".
+    sigma: Gaussian width (> 0).
+    iou_threshold: the linear method's threshold in [0, 1].
+    score_floor: None or the lowest kept decayed score.
+    top_n: None or the most proposals kept per class.
+
+  Returns:
+    `(keep, new_scores)`: int64 [K] kept indices into the inputs and float64 [K] their decayed scores, sorted by
+    descending decayed score (ties: lower index first).
+
+  Raises:
+    ValueError: on mismatched lengths, NaN inputs, end < start, or invalid settings.
+  """
+  if method not in ("gaussian", "linear"):
+    raise ValueError(f"soft-NMS method must be 'gaussian' or 'linear', got {method!r}")
+  check_nms_settings("greedy", iou_threshold, sigma, score_floor, top_n)
+  starts = np.asarray(starts, dtype=np.float64)
+  ends = np.asarray(ends, dtype=np.float64)
+  scores = np.asarray(scores, dtype=np.float64)
+  classes = np.asarray(classes)
+  n = starts.shape[0] if starts.ndim == 1 else -1
+  if any(x.ndim != 1 or x.shape[0] != n for x in (starts, ends, scores, classes)):
+    raise ValueError("starts, ends, scores and classes must be 1-D of the same length, got shapes "
+                     f"{starts.shape}, {ends.shape}, {scores.shape}, {classes.shape}")
+  if not (np.all(np.isfinite(starts)) and np.all(np.isfinite(ends)) and not np.isnan(scores).any()):
+    raise ValueError("starts and ends must be finite and scores must not contain NaN")
+  if np.any(ends < starts):
+    raise ValueError("an interval has end < start")
+  kept, kept_scores = [], []
+  for label in np.unique(classes):
+    members = np.flatnonzero(classes == label)                            # [M], ascending index
+    current = scores[members].copy()
+    member_starts, member_ends = starts[members], ends[members]
+    active = np.ones(members.size, dtype=bool)
+    count = 0
+    while active.any() and (top_n is None or count < top_n):
+      candidates = np.flatnonzero(active)
+      best = candidates[np.argmax(current[candidates])]                   # first maximum: lowest index
+      if score_floor is not None and current[best] < score_floor:
+        break
+      kept.append(members[best])
+      kept_scores.append(current[best])
+      count += 1
+      active[best] = False
+      # IoU of the selected interval with the others, computed as in `class_wise_nms` (no division by 0).
+      inter = np.maximum(np.minimum(member_ends[best], member_ends) - np.maximum(member_starts[best], member_starts),
+                         0.0)
+      union = (member_ends[best] - member_starts[best]) + (member_ends - member_starts) - inter
+      iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+      if method == "gaussian":
+        weight = np.exp(-(iou * iou) / sigma)
+      else:
+        weight = np.where(iou > iou_threshold, 1.0 - iou, 1.0)
+      current = np.where(active, current * weight, current)
+  kept = np.asarray(kept, dtype=np.int64)
+  kept_scores = np.asarray(kept_scores, dtype=np.float64)
+  order = np.lexsort((kept, -kept_scores))                                # descending score, then index
+  return kept[order], kept_scores[order]
+
+
+def suppress(
+    starts: np.ndarray,
+    ends: np.ndarray,
+    scores: np.ndarray,
+    classes: np.ndarray,
+    nms: str = "greedy",
+    nms_threshold: float = 0.5,
+    soft_nms_sigma: float = 0.5,
+    soft_nms_score_floor: float | None = None,
+    soft_nms_top_n: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+  """The class-wise suppression step of every post-processor, chosen by `nms` (the `<model>_detect.nms` setting).
+
+  "greedy": `class_wise_nms` at IoU `nms_threshold`, scores unchanged. "soft_gaussian" / "soft_linear":
+  `class_wise_soft_nms` with `soft_nms_sigma` / IoU threshold `nms_threshold`, `soft_nms_score_floor` and
+  `soft_nms_top_n`.
+
+  Returns:
+    `(keep, new_scores)`: kept indices [K] and their (possibly decayed) scores [K], by descending score.
+  """
+  check_nms_settings(nms, nms_threshold, soft_nms_sigma, soft_nms_score_floor, soft_nms_top_n)
+  if nms == "greedy":
+    keep = class_wise_nms(starts, ends, scores, classes, nms_threshold)
+    return keep, np.asarray(scores, dtype=np.float64)[keep]
+  return class_wise_soft_nms(starts, ends, scores, classes, method=nms[len("soft_"):], sigma=soft_nms_sigma,
+                             iou_threshold=nms_threshold, score_floor=soft_nms_score_floor, top_n=soft_nms_top_n)

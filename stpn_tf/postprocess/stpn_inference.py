@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from stpn_tf.postprocess import nms
+from stpn_tf.postprocess import nms as nms_lib
 from stpn_tf.postprocess import proposals
 from stpn_tf.postprocess import scoring
 from stpn_tf.postprocess.types import Detections
@@ -110,6 +110,10 @@ def stpn_detect(
     nms_threshold: float = 0.5,
     probability_fusion: str = "mean",
     fallback_to_top_class: bool = False,
+    nms: str = "greedy",
+    soft_nms_sigma: float = 0.5,
+    soft_nms_score_floor: float | None = None,
+    soft_nms_top_n: int | None = None,
 ) -> Detections:
   """STPN detections for one video (Nguyen et al. CVPR 2018, Sec. 3.4, Eqs. 5-7; settings of Sec. 4.2).
 
@@ -140,6 +144,9 @@ def stpn_detect(
     tcam_threshold: threshold(s) on the weighted T-CAM psi in [0, 1]; the paper gives no value.
     interpolation_factor: integer >= 1; 1 means no interpolation.
     nms_threshold: IoU above which a lower-scored proposal of the same class is suppressed.
+    nms: class-wise suppression, "greedy" (NMS at `nms_threshold`), "soft_gaussian" or "soft_linear"
+      (soft-NMS, `nms.class_wise_soft_nms`; the linear one decays above `nms_threshold`).
+    soft_nms_sigma, soft_nms_score_floor, soft_nms_top_n: soft-NMS settings (see `nms.class_wise_soft_nms`).
     probability_fusion: "mean", "max", "rgb" or "flow".
     fallback_to_top_class: keep the top class when no class passes `class_threshold`.
 
@@ -164,8 +171,7 @@ def stpn_detect(
     raise ValueError(f"class_threshold must be finite, got {class_threshold}")
   if not 0.0 <= alpha <= 1.0:
     raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-  if not 0.0 <= nms_threshold <= 1.0:
-    raise ValueError(f"nms_threshold must be in [0, 1], got {nms_threshold}")
+  nms_lib.check_nms_settings(nms, nms_threshold, soft_nms_sigma, soft_nms_score_floor, soft_nms_top_n)
   video_probabilities = fuse_probabilities(rgb, flow, probability_fusion)  # [C]
   length, num_classes = present[0][1].tcam.shape
   if length == 0 or num_classes == 0:
@@ -205,8 +211,9 @@ def stpn_detect(
       alpha=alpha)
 
   # Step 6: class-wise NMS on continuous intervals [s, e + 1] (IoU is scale-free, so grid units are fine).
-  keep = nms.class_wise_nms(starts, ends + 1, scores, local_class, nms_threshold)  # Descending score.
+  keep, kept_scores = nms_lib.suppress(starts, ends + 1, scores, local_class, nms, nms_threshold, soft_nms_sigma,
+                                      soft_nms_score_floor, soft_nms_top_n)  # Descending score.
 
   # Step 7: seconds.
   start_s, end_s = segments_to_seconds(starts[keep], ends[keep], feature_rate, interpolation_factor)
-  return Detections(start_s, end_s, kept_classes[local_class[keep]], scores[keep])
+  return Detections(start_s, end_s, kept_classes[local_class[keep]], kept_scores)

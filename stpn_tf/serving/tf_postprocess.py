@@ -52,7 +52,9 @@ StreamTensors = collections.namedtuple("StreamTensors", ["attention", "tcam", "p
 def stpn_settings(feature_rate: float, class_threshold: float = 0.1, alpha: float = 0.5,
                   tcam_threshold: Union[float, Sequence[float]] = 0.5, interpolation_factor: int = 1,
                   nms_threshold: float = 0.5, probability_fusion: str = "mean", fallback_to_top_class: bool = False,
-                  streams: Sequence[str] = ("rgb", "flow")) -> Dict:
+                  streams: Sequence[str] = ("rgb", "flow"),
+                  nms: str = "greedy", soft_nms_sigma: float = 0.5,
+                  soft_nms_score_floor: Optional[float] = None, soft_nms_top_n: Optional[int] = None) -> Dict:
   """Validates `stpn_detect` keyword arguments and returns them as plain JSON-able values.
 
   The NumPy post-processor itself is run once on a dummy video with these settings, so every setting it refuses is
@@ -75,6 +77,7 @@ def stpn_settings(feature_rate: float, class_threshold: float = 0.1, alpha: floa
                   tcam_threshold=[float(t) for t in thresholds], interpolation_factor=int(interpolation_factor),
                   nms_threshold=float(nms_threshold), probability_fusion=str(probability_fusion),
                   fallback_to_top_class=bool(fallback_to_top_class))
+  settings.update(nms_settings(nms, soft_nms_sigma, soft_nms_score_floor, soft_nms_top_n))
   # Let the reference implementation validate everything else (ranges, fusion names, missing streams).
   from stpn_tf.postprocess import types as pp_types  # pylint: disable=import-outside-toplevel
   dummy = pp_types.StreamOutput(np.ones(2), np.zeros((2, 1)), np.ones(1))
@@ -206,6 +209,103 @@ def class_wise_nms(starts, ends, scores, classes, iou_threshold: float):
   return tf.cond(n > 0, nonempty, lambda: tf.zeros([0], tf.int64))
 
 
+def class_wise_soft_nms(starts, ends, scores, classes, method: str = "gaussian", sigma: float = 0.5,
+                        iou_threshold: float = 0.3, score_floor: Optional[float] = None,
+                        top_n: Optional[int] = None):
+  """`nms.class_wise_soft_nms` in TF: per-class soft-NMS (Bodla et al. ICCV 2017) on continuous intervals.
+
+  One loop over all classes at once: each step selects the active proposal with the highest current score (ties:
+  lowest index) and decays the active proposals of its class (gaussian exp(-IoU^2 / sigma), or linear 1 - IoU
+  above iou_threshold); proposals of other classes get IoU 0, i.e. a factor of exactly 1, so every class sees the
+  same sequence of selections and products as in the NumPy per-class loop. A selected score below score_floor
+  ends everything (it is the highest left); a class that reached top_n selections is deactivated.
+
+  Args:
+    starts, ends, scores: float64 [N]; classes: int64 [N]. N may be 0.
+    method, sigma, iou_threshold, score_floor, top_n: Python values, as for the NumPy version.
+
+  Returns:
+    (keep int64 [K], new_scores float64 [K]) by descending decayed score, ties by ascending index.
+  """
+  n = tf.size(starts, out_type=tf.int64)
+
+  def nonempty():
+    ids = classes - tf.reduce_min(classes)                                 # [N], >= 0
+    num_ids = tf.reduce_max(ids) + 1
+    position = tf.range(n)
+    lengths = ends - starts
+
+    def body(i, active, current, counts, selected, selected_scores, stopped):
+      top = tf.reduce_max(tf.where(active, current, tf.constant(-np.inf, tf.float64)))
+      best = tf.reduce_min(tf.where(tf.logical_and(active, tf.equal(current, top)), position, n))
+      best_score = tf.gather(current, best)
+      stop = tf.constant(False) if score_floor is None else best_score < float(score_floor)
+
+      def select():
+        best_class = tf.gather(ids, best)
+        inter = tf.maximum(tf.minimum(tf.gather(ends, best), ends) - tf.maximum(tf.gather(starts, best), starts),
+                           0.0)
+        union = tf.gather(lengths, best) + lengths - inter
+        iou = tf.where(union > 0, inter / tf.where(union > 0, union, tf.ones_like(union)), tf.zeros_like(inter))
+        same = tf.equal(ids, best_class)
+        iou = tf.where(same, iou, tf.zeros_like(iou))
+        if method == "gaussian":
+          weight = tf.exp(-(iou * iou) / float(sigma))
+        else:
+          weight = tf.where(iou > float(iou_threshold), 1.0 - iou, tf.ones_like(iou))
+        still = tf.logical_and(active, tf.not_equal(position, best))
+        new_counts = tf.tensor_scatter_nd_add(counts, [[best_class]], [1])
+        if top_n is not None:
+          full = tf.gather(new_counts, best_class) >= int(top_n)
+          still = tf.logical_and(still, tf.logical_not(tf.logical_and(same, full)))
+        return (i + 1, still, tf.where(still, current * weight, current), new_counts,
+                tf.tensor_scatter_nd_update(selected, [[i]], [best]),
+                tf.tensor_scatter_nd_update(selected_scores, [[i]], [best_score]), tf.constant(False))
+
+      return tf.cond(stop, lambda: (i, active, current, counts, selected, selected_scores, tf.constant(True)),
+                     select)
+
+    def cond(i, active, current, counts, selected, selected_scores, stopped):
+      del i, current, counts, selected, selected_scores
+      return tf.logical_and(tf.logical_not(stopped), tf.reduce_any(active))
+
+    state = (tf.constant(0, tf.int64), tf.ones([n], tf.bool), tf.cast(scores, tf.float64),
+             tf.zeros(tf.reshape(num_ids, [1]), tf.int64), tf.zeros([n], tf.int64), tf.zeros([n], tf.float64),
+             tf.constant(False))
+    count, _, _, _, selected, selected_scores, _ = tf.while_loop(cond, body, state,
+                                                                 maximum_iterations=tf.cast(n, tf.int32))
+    selected, selected_scores = selected[:count], selected_scores[:count]
+    by_index = tf.argsort(selected, stable=True)
+    selected, selected_scores = tf.gather(selected, by_index), tf.gather(selected_scores, by_index)
+    order = tf.argsort(-selected_scores, stable=True)
+    return tf.gather(selected, order), tf.gather(selected_scores, order)
+
+  return tf.cond(n > 0, nonempty, lambda: (tf.zeros([0], tf.int64), tf.zeros([0], tf.float64)))
+
+
+def suppress(starts, ends, scores, classes, settings: Dict):
+  """`nms.suppress` in TF: the suppression chosen by settings["nms"] ("greedy", "soft_gaussian", "soft_linear";
+  missing = greedy) with the settings' nms_threshold and soft_nms_* values. starts, ends, scores: float64 [N],
+  classes int64 [N]. Returns (keep int64 [K], scores float64 [K]) by descending score."""
+  method = settings.get("nms", "greedy")
+  if method == "greedy":
+    keep = class_wise_nms(starts, ends, scores, classes, settings["nms_threshold"])
+    return keep, tf.gather(scores, keep)
+  return class_wise_soft_nms(starts, ends, scores, classes, method=method[len("soft_"):],
+                             sigma=settings["soft_nms_sigma"], iou_threshold=settings["nms_threshold"],
+                             score_floor=settings["soft_nms_score_floor"], top_n=settings["soft_nms_top_n"])
+
+
+def nms_settings(nms: str = "greedy", soft_nms_sigma: float = 0.5, soft_nms_score_floor: Optional[float] = None,
+                 soft_nms_top_n: Optional[int] = None) -> Dict:
+  """The suppression settings shared by every post-processor, as JSON-able values (validated by the caller's
+  NumPy post-processor, which runs `nms.check_nms_settings`)."""
+  return dict(nms=str(nms), soft_nms_sigma=float(soft_nms_sigma),
+              soft_nms_score_floor=None if soft_nms_score_floor is None else float(soft_nms_score_floor),
+              soft_nms_top_n=soft_nms_top_n if soft_nms_top_n is None or isinstance(soft_nms_top_n, bool)
+              or int(soft_nms_top_n) != soft_nms_top_n else int(soft_nms_top_n))
+
+
 def select_classes(probabilities, class_threshold: float, fallback_to_top_class: bool, nonempty):
   """Class rejection shared by every post-processor: the indices c (ascending) with probabilities[c] >=
   class_threshold, as `np.flatnonzero`; when none passes and `fallback_to_top_class`, the first most probable class
@@ -234,7 +334,10 @@ def stpn_detect(rgb: Optional[StreamTensors], flow: Optional[StreamTensors], fea
                 class_threshold: float = 0.1, alpha: float = 0.5,
                 tcam_threshold: Union[float, Sequence[float]] = 0.5, interpolation_factor: int = 1,
                 nms_threshold: float = 0.5, probability_fusion: str = "mean",
-                fallback_to_top_class: bool = False) -> Dict[str, tf.Tensor]:
+                fallback_to_top_class: bool = False,
+                nms: str = "greedy", soft_nms_sigma: float = 0.5,
+                soft_nms_score_floor: Optional[float] = None,
+                soft_nms_top_n: Optional[int] = None) -> Dict[str, tf.Tensor]:
   """STPN detections of one video in the graph; same arguments and result as the NumPy `stpn_detect`.
 
   Args:
@@ -250,7 +353,9 @@ def stpn_detect(rgb: Optional[StreamTensors], flow: Optional[StreamTensors], fea
   """
   streams = [name for name, s in (("rgb", rgb), ("flow", flow)) if s is not None]
   settings = stpn_settings(feature_rate, class_threshold, alpha, tcam_threshold, interpolation_factor,
-                           nms_threshold, probability_fusion, fallback_to_top_class, streams=streams)
+                           nms_threshold, probability_fusion, fallback_to_top_class, streams=streams,
+                           nms=nms, soft_nms_sigma=soft_nms_sigma, soft_nms_score_floor=soft_nms_score_floor,
+                           soft_nms_top_n=soft_nms_top_n)
   factor = settings["interpolation_factor"]
   present = {sid: s for sid, s in ((RGB, rgb), (FLOW, flow)) if s is not None}
   first = next(iter(present.values()))
@@ -295,15 +400,15 @@ def stpn_detect(rgb: Optional[StreamTensors], flow: Optional[StreamTensors], fea
   scores = (window_end - window_start) / tf.cast(ends - starts + 1, tf.float64)
 
   # Step 6: class-wise NMS on [s, e + 1].
-  keep = class_wise_nms(tf.cast(starts, tf.float64), tf.cast(ends + 1, tf.float64), scores, local_class,
-                        settings["nms_threshold"])
+  keep, kept_scores = suppress(tf.cast(starts, tf.float64), tf.cast(ends + 1, tf.float64), scores, local_class,
+                               settings)
 
   # Step 7: seconds.
   step = 1.0 / (float(feature_rate) * factor)
   return {"start_s": tf.cast(tf.gather(starts, keep), tf.float64) * step,
           "end_s": (tf.cast(tf.gather(ends, keep), tf.float64) + 1.0) * step,
           "class_index": tf.gather(kept_classes, tf.gather(local_class, keep)),
-          "score": tf.gather(scores, keep)}
+          "score": kept_scores}
 
 
 def weighted_tcam(attention, tcam):
@@ -476,7 +581,9 @@ def _dummy_streams(streams, attention_value: float):
 def bgm_settings(feature_rate: float, class_threshold: float = 0.1, theta: float = 0.5,
                  attention_thresholds: Union[float, Sequence[float]] = bgm_inference.PAPER_ATTENTION_THRESHOLDS,
                  nms_threshold: float = 0.5, probability_fusion: str = "mean", fallback_to_top_class: bool = True,
-                 streams: Sequence[str] = ("rgb", "flow")) -> Dict:
+                 streams: Sequence[str] = ("rgb", "flow"),
+                 nms: str = "greedy", soft_nms_sigma: float = 0.5,
+                 soft_nms_score_floor: Optional[float] = None, soft_nms_top_n: Optional[int] = None) -> Dict:
   """Validates `bgm_inference.bgm_detect` keyword arguments (running it once on a dummy video, so every setting it
   refuses is refused with its message) and returns them as JSON-able values; thresholds sorted and unique.
 
@@ -488,6 +595,7 @@ def bgm_settings(feature_rate: float, class_threshold: float = 0.1, theta: float
                   attention_thresholds=_sorted_thresholds(attention_thresholds, "attention_thresholds"),
                   nms_threshold=float(nms_threshold), probability_fusion=str(probability_fusion),
                   fallback_to_top_class=bool(fallback_to_top_class))
+  settings.update(nms_settings(nms, soft_nms_sigma, soft_nms_score_floor, soft_nms_top_n))
   rgb, flow = _dummy_streams(streams, settings["attention_thresholds"][-1] + 1.0)
   bgm_inference.bgm_detect(rgb, flow, float(feature_rate), **settings)
   return settings
@@ -495,7 +603,9 @@ def bgm_settings(feature_rate: float, class_threshold: float = 0.1, theta: float
 
 def aumn_settings(feature_rate: float, class_threshold: float = 0.1, attention_threshold: Optional[float] = None,
                   theta: float = 0.3, nms_threshold: float = 0.3, probability_fusion: str = "mean",
-                  fallback_to_top_class: bool = False, streams: Sequence[str] = ("rgb", "flow")) -> Dict:
+                  fallback_to_top_class: bool = False, streams: Sequence[str] = ("rgb", "flow"),
+                  nms: str = "greedy", soft_nms_sigma: float = 0.5,
+                  soft_nms_score_floor: Optional[float] = None, soft_nms_top_n: Optional[int] = None) -> Dict:
   """Validates `aumn_inference.aumn_detect` keyword arguments (as `bgm_settings`). attention_threshold stays None
   for the paper's data-dependent eta_act (each network's mean attention over the video), computed in the graph.
 
@@ -510,6 +620,7 @@ def aumn_settings(feature_rate: float, class_threshold: float = 0.1, attention_t
   settings = dict(class_threshold=float(class_threshold), attention_threshold=attention_threshold,
                   theta=float(theta), nms_threshold=float(nms_threshold), probability_fusion=str(probability_fusion),
                   fallback_to_top_class=bool(fallback_to_top_class))
+  settings.update(nms_settings(nms, soft_nms_sigma, soft_nms_score_floor, soft_nms_top_n))
   rgb, flow = _dummy_streams(streams, 1.0)
   aumn_inference.aumn_detect(rgb, flow, float(feature_rate), **settings)
   return settings
@@ -519,7 +630,9 @@ def hamnet_settings(feature_rate: float, class_threshold: float = 0.1,
                     attention_thresholds: Union[float, Sequence[float]] =
                     hamnet_inference.DEFAULT_ATTENTION_THRESHOLDS,
                     zeta: float = 0.2, outer_ratio: float = 0.25, nms_threshold: float = 0.5, smooth_window: int = 1,
-                    fallback_to_top_class: bool = False) -> Dict:
+                    fallback_to_top_class: bool = False,
+                    nms: str = "greedy", soft_nms_sigma: float = 0.5,
+                    soft_nms_score_floor: Optional[float] = None, soft_nms_top_n: Optional[int] = None) -> Dict:
   """Validates `hamnet_inference.hamnet_detect` keyword arguments (as `bgm_settings`; smoothing window and outer
   ratio are checked here too, since the NumPy code checks them only on videos that reach them).
 
@@ -537,6 +650,7 @@ def hamnet_settings(feature_rate: float, class_threshold: float = 0.1,
                   attention_thresholds=_sorted_thresholds(attention_thresholds, "attention_thresholds"),
                   zeta=float(zeta), outer_ratio=float(outer_ratio), nms_threshold=float(nms_threshold),
                   smooth_window=int(smooth_window), fallback_to_top_class=bool(fallback_to_top_class))
+  settings.update(nms_settings(nms, soft_nms_sigma, soft_nms_score_floor, soft_nms_top_n))
   attention = np.full(3, settings["attention_thresholds"][-1] + 1.0)
   hamnet_inference.hamnet_detect(attention, np.zeros((3, 2)), np.ones(1), float(feature_rate), **settings)
   return settings
@@ -573,7 +687,10 @@ def bgm_detect(rgb: Optional[StreamTensors], flow: Optional[StreamTensors], feat
                class_threshold: float = 0.1, theta: float = 0.5,
                attention_thresholds: Union[float, Sequence[float]] = bgm_inference.PAPER_ATTENTION_THRESHOLDS,
                nms_threshold: float = 0.5, probability_fusion: str = "mean",
-               fallback_to_top_class: bool = True) -> Dict[str, tf.Tensor]:
+               fallback_to_top_class: bool = True,
+               nms: str = "greedy", soft_nms_sigma: float = 0.5,
+               soft_nms_score_floor: Optional[float] = None,
+                soft_nms_top_n: Optional[int] = None) -> Dict[str, tf.Tensor]:
   """Background-modeling detections of one video in the graph (Nguyen et al. ICCV 2019, Sec. 3.2, Eq. 12; settings
   of Sec. 4.2); same arguments and result as `bgm_inference.bgm_detect`.
 
@@ -591,7 +708,9 @@ def bgm_detect(rgb: Optional[StreamTensors], flow: Optional[StreamTensors], feat
   """
   streams = [name for name, s in (("rgb", rgb), ("flow", flow)) if s is not None]
   settings = bgm_settings(feature_rate, class_threshold, theta, attention_thresholds, nms_threshold,
-                          probability_fusion, fallback_to_top_class, streams=streams)
+                          probability_fusion, fallback_to_top_class, streams=streams,
+                          nms=nms, soft_nms_sigma=soft_nms_sigma, soft_nms_score_floor=soft_nms_score_floor,
+                          soft_nms_top_n=soft_nms_top_n)
   # Step 1: class selection.
   present, kept, num_kept = _streams_and_kept_classes(rgb, flow, settings)
 
@@ -609,11 +728,11 @@ def bgm_detect(rgb: Optional[StreamTensors], flow: Optional[StreamTensors], feat
   scores = window_means(prefix_sums(signal), starts, ends, local_class)
 
   # Steps 4-5: class-wise NMS on [s, e + 1], seconds.
-  keep = class_wise_nms(tf.cast(starts, tf.float64), tf.cast(ends + 1, tf.float64), scores, local_class,
-                        settings["nms_threshold"])
+  keep, kept_scores = suppress(tf.cast(starts, tf.float64), tf.cast(ends + 1, tf.float64), scores, local_class,
+                               settings)
   start_s, end_s = _seconds(starts, ends, keep, feature_rate)
   return {"start_s": start_s, "end_s": end_s, "class_index": tf.gather(kept, tf.gather(local_class, keep)),
-          "score": tf.gather(scores, keep)}
+          "score": kept_scores}
 
 
 def mean_attention(attention):
@@ -627,7 +746,10 @@ def mean_attention(attention):
 def aumn_detect(rgb: Optional[StreamTensors], flow: Optional[StreamTensors], feature_rate: float,
                 class_threshold: float = 0.1, attention_threshold: Optional[float] = None, theta: float = 0.3,
                 nms_threshold: float = 0.3, probability_fusion: str = "mean",
-                fallback_to_top_class: bool = False) -> Dict[str, tf.Tensor]:
+                fallback_to_top_class: bool = False,
+                nms: str = "greedy", soft_nms_sigma: float = 0.5,
+                soft_nms_score_floor: Optional[float] = None,
+                soft_nms_top_n: Optional[int] = None) -> Dict[str, tf.Tensor]:
   """AUMN detections of one video in the graph (Luo et al. CVPR 2021, section 3.3, Eqs. 15-16; settings of section
   4.1); same arguments and result as `aumn_inference.aumn_detect`.
 
@@ -644,7 +766,9 @@ def aumn_detect(rgb: Optional[StreamTensors], flow: Optional[StreamTensors], fea
   """
   streams = [name for name, s in (("rgb", rgb), ("flow", flow)) if s is not None]
   settings = aumn_settings(feature_rate, class_threshold, attention_threshold, theta, nms_threshold,
-                           probability_fusion, fallback_to_top_class, streams=streams)
+                           probability_fusion, fallback_to_top_class, streams=streams,
+                           nms=nms, soft_nms_sigma=soft_nms_sigma, soft_nms_score_floor=soft_nms_score_floor,
+                           soft_nms_top_n=soft_nms_top_n)
   # Step 1: class rejection on y_hat.
   present, kept, num_kept = _streams_and_kept_classes(rgb, flow, settings)
 
@@ -670,18 +794,20 @@ def aumn_detect(rgb: Optional[StreamTensors], flow: Optional[StreamTensors], fea
   scores = window_means(prefix_sums(aumn_signal(rgb, flow, settings["theta"])), starts, ends, classes)
 
   # Step 4: class-wise NMS on [s, e + 1], seconds.
-  keep = class_wise_nms(tf.cast(starts, tf.float64), tf.cast(ends + 1, tf.float64), scores, classes,
-                        settings["nms_threshold"])
+  keep, kept_scores = suppress(tf.cast(starts, tf.float64), tf.cast(ends + 1, tf.float64), scores, classes, settings)
   start_s, end_s = _seconds(starts, ends, keep, feature_rate)
   return {"start_s": start_s, "end_s": end_s, "class_index": tf.gather(classes, keep),
-          "score": tf.gather(scores, keep)}
+          "score": kept_scores}
 
 
 def hamnet_detect(attention, cas, video_scores, feature_rate: float, class_threshold: float = 0.1,
                   attention_thresholds: Union[float, Sequence[float]] =
                   hamnet_inference.DEFAULT_ATTENTION_THRESHOLDS,
                   zeta: float = 0.2, outer_ratio: float = 0.25, nms_threshold: float = 0.5, smooth_window: int = 1,
-                  fallback_to_top_class: bool = False) -> Dict[str, tf.Tensor]:
+                  fallback_to_top_class: bool = False,
+                  nms: str = "greedy", soft_nms_sigma: float = 0.5,
+                  soft_nms_score_floor: Optional[float] = None,
+                soft_nms_top_n: Optional[int] = None) -> Dict[str, tf.Tensor]:
   """HAM-Net detections of one video in the graph (Islam et al. AAAI 2021, "Temporal Action Localization", Eqs.
   14-16); same arguments and result as `hamnet_inference.hamnet_detect`.
 
@@ -698,7 +824,9 @@ def hamnet_detect(attention, cas, video_scores, feature_rate: float, class_thres
     {"start_s", "end_s", "class_index", "score"} [N] by descending score (ties: the NumPy proposal order).
   """
   settings = hamnet_settings(feature_rate, class_threshold, attention_thresholds, zeta, outer_ratio, nms_threshold,
-                             smooth_window, fallback_to_top_class)
+                             smooth_window, fallback_to_top_class,
+                             nms=nms, soft_nms_sigma=soft_nms_sigma, soft_nms_score_floor=soft_nms_score_floor,
+                             soft_nms_top_n=soft_nms_top_n)
   attention = tf.cast(attention, tf.float64)
   cas = tf.cast(cas, tf.float64)
   video_scores = tf.cast(video_scores, tf.float64)
@@ -726,8 +854,8 @@ def hamnet_detect(attention, cas, video_scores, feature_rate: float, class_thres
                                 zeta=settings["zeta"], outer_ratio=settings["outer_ratio"])
 
   # Step 4: class-wise NMS on [s, e + 1], seconds.
-  keep = class_wise_nms(tf.cast(starts, tf.float64), tf.cast(ends + 1, tf.float64), scores, local_class,
-                        settings["nms_threshold"])
+  keep, kept_scores = suppress(tf.cast(starts, tf.float64), tf.cast(ends + 1, tf.float64), scores, local_class,
+                               settings)
   start_s, end_s = _seconds(starts, ends, keep, feature_rate)
   return {"start_s": start_s, "end_s": end_s, "class_index": tf.gather(kept, tf.gather(local_class, keep)),
-          "score": tf.gather(scores, keep)}
+          "score": kept_scores}

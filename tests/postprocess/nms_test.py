@@ -109,3 +109,78 @@ def test_nms_long_suppression_chain():
   expected = _reference_greedy_nms(starts, ends, scores, np.zeros(40, dtype=int), 0.5)
   np.testing.assert_array_equal(expected, [0, 4, 8, 12, 16, 20, 24, 28, 32, 36])  # IoU(0, 4) = 6/14 <= 0.5.
   np.testing.assert_array_equal(nms.class_wise_nms(starts, ends, scores, np.zeros(40, dtype=int), 0.5), expected)
+
+
+# Soft-NMS. Three proposals of class 0: A = [0, 10] 0.9, B = [5, 15] 0.8, C = [20, 30] 0.7, and D = [0, 10] 0.6 of
+# class 1. IoU(A, B) = 5 / 15 = 1/3, IoU(A, C) = IoU(B, C) = 0.
+SOFT_ARGS = (np.array([0.0, 5.0, 20.0, 0.0]), np.array([10.0, 15.0, 30.0, 10.0]), np.array([0.9, 0.8, 0.7, 0.6]),
+             np.array([0, 0, 0, 1]))
+
+
+def test_soft_nms_gaussian_by_hand():
+  keep, scores = nms.class_wise_soft_nms(*SOFT_ARGS, method="gaussian", sigma=0.3)
+  decayed_b = 0.8 * np.exp(-(1 / 3) ** 2 / 0.3)          # = 0.8 * exp(-0.37037) = 0.55238
+  np.testing.assert_allclose(decayed_b, 0.552383, atol=1e-6)
+  # A, C (untouched: IoU 0), D (another class: untouched although identical to A), then decayed B.
+  np.testing.assert_array_equal(keep, [0, 2, 3, 1])
+  np.testing.assert_allclose(scores, [0.9, 0.7, 0.6, decayed_b], rtol=1e-12)
+
+
+def test_soft_nms_linear_by_hand():
+  # IoU(A, B) = 1/3 > 0.3: B decays to 0.8 * (1 - 1/3) and falls behind C and D.
+  keep, scores = nms.class_wise_soft_nms(*SOFT_ARGS, method="linear", iou_threshold=0.3)
+  np.testing.assert_array_equal(keep, [0, 2, 3, 1])
+  np.testing.assert_allclose(scores, [0.9, 0.7, 0.6, 0.8 * 2 / 3], rtol=1e-12)
+  # At 0.4 the overlap is below the threshold: nothing decays.
+  keep, scores = nms.class_wise_soft_nms(*SOFT_ARGS, method="linear", iou_threshold=0.4)
+  np.testing.assert_array_equal(keep, [0, 1, 2, 3])
+  np.testing.assert_allclose(scores, [0.9, 0.8, 0.7, 0.6], rtol=1e-12)
+
+
+# A chain where the second selection decays again: A = [0, 10] 1.0, B = [2, 12] 0.9, C = [4, 14] 0.85, one class.
+# IoU(A, B) = 8/12, IoU(A, C) = 6/14, IoU(B, C) = 8/12. sigma = 0.5.
+CHAIN = (np.array([0.0, 2.0, 4.0]), np.array([10.0, 12.0, 14.0]), np.array([1.0, 0.9, 0.85]), np.zeros(3, int))
+W_AB = np.exp(-(8 / 12) ** 2 / 0.5)      # 0.41111
+W_AC = np.exp(-(6 / 14) ** 2 / 0.5)      # 0.69257
+
+
+def test_soft_nms_decays_sequentially_by_hand():
+  # Select A; B -> 0.9 * 0.41111 = 0.37000, C -> 0.85 * 0.69257 = 0.58868; select C; B -> 0.37000 * 0.41111.
+  keep, scores = nms.class_wise_soft_nms(*CHAIN, method="gaussian", sigma=0.5)
+  np.testing.assert_array_equal(keep, [0, 2, 1])
+  np.testing.assert_allclose(scores, [1.0, 0.85 * W_AC, 0.9 * W_AB * W_AB], rtol=1e-12)
+  np.testing.assert_allclose(scores, [1.0, 0.588684, 0.152112], atol=1e-6)
+
+
+def test_soft_nms_score_floor_and_top_n():
+  keep, scores = nms.class_wise_soft_nms(*CHAIN, method="gaussian", sigma=0.5, score_floor=0.2)
+  np.testing.assert_array_equal(keep, [0, 2])                 # B's 0.152 is below the floor
+  keep, scores = nms.class_wise_soft_nms(*CHAIN, method="gaussian", sigma=0.5, top_n=1)
+  np.testing.assert_array_equal(keep, [0])
+  # Per class: top_n = 1 keeps the best of each class.
+  keep, _ = nms.class_wise_soft_nms(*SOFT_ARGS, method="gaussian", sigma=0.3, top_n=1)
+  np.testing.assert_array_equal(keep, [0, 3])
+
+
+def test_soft_nms_negative_scores_move_towards_zero_and_ties_by_index():
+  # Identical intervals (IoU 1): the second one's -0.5 becomes -0.5 * exp(-1 / 0.5), as in HAM-Net's code.
+  keep, scores = nms.class_wise_soft_nms([0.0, 0.0], [4.0, 4.0], [1.0, -0.5], [0, 0], sigma=0.5)
+  np.testing.assert_array_equal(keep, [0, 1])
+  np.testing.assert_allclose(scores, [1.0, -0.5 * np.exp(-2.0)], rtol=1e-12)
+  # Equal scores in disjoint intervals: lower index first.
+  keep, _ = nms.class_wise_soft_nms([10.0, 0.0], [12.0, 2.0], [0.5, 0.5], [0, 0])
+  np.testing.assert_array_equal(keep, [0, 1])
+
+
+def test_suppress_dispatches_and_validates():
+  keep, scores = nms.suppress(*SOFT_ARGS, nms="greedy", nms_threshold=0.3)
+  np.testing.assert_array_equal(keep, [0, 2, 3])              # B suppressed, scores unchanged
+  np.testing.assert_allclose(scores, [0.9, 0.7, 0.6])
+  keep, scores = nms.suppress(*SOFT_ARGS, nms="soft_gaussian", soft_nms_sigma=0.3)
+  np.testing.assert_array_equal(keep, [0, 2, 3, 1])
+  keep, scores = nms.suppress(*SOFT_ARGS, nms="soft_linear", nms_threshold=0.3)
+  np.testing.assert_allclose(scores[-1], 0.8 * 2 / 3)
+  for bad, match in [({"nms": "soft"}, "nms must be one of"), ({"soft_nms_sigma": 0.0}, "soft_nms_sigma"),
+                     ({"soft_nms_top_n": 0}, "soft_nms_top_n"), ({"soft_nms_score_floor": float("nan")}, "floor")]:
+    with pytest.raises(ValueError, match=match):
+      nms.suppress(*SOFT_ARGS, **bad)

@@ -59,6 +59,8 @@ SETTINGS = [
     {"probability_fusion": "flow", "class_threshold": 0.5, "nms_threshold": 0.0},
     {"class_threshold": 2.0, "fallback_to_top_class": True, "nms_threshold": 1.0},
     {"class_threshold": 2.0},
+    {"nms": "soft_gaussian", "soft_nms_sigma": 0.3},
+    {"nms": "soft_linear", "nms_threshold": 0.3, "soft_nms_score_floor": 0.05, "soft_nms_top_n": 4},
 ]
 
 
@@ -131,6 +133,26 @@ def test_class_wise_nms_matches_numpy_with_integer_intervals_and_ties():
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("method", ["gaussian", "linear"])
+def test_class_wise_soft_nms_matches_numpy_with_ties(method):
+  rng = np.random.default_rng(12)
+  for n, floor, top_n in [(1, None, None), (40, None, None), (200, 0.5, None), (150, None, 3), (60, -1.0, 2)]:
+    starts = rng.integers(0, 30, n).astype(np.float64)
+    ends = starts + rng.integers(0, 8, n)
+    scores = rng.integers(-2, 5, n).astype(np.float64)           # exact ties, negative scores
+    classes = rng.integers(3, 6, n)
+    kwargs = dict(method=method, sigma=0.3, iou_threshold=0.3, score_floor=floor, top_n=top_n)
+    expected_keep, expected_scores = nms.class_wise_soft_nms(starts, ends, scores, classes, **kwargs)
+    keep, new_scores = tf_postprocess.class_wise_soft_nms(tf.constant(starts), tf.constant(ends),
+                                                          tf.constant(scores), tf.constant(classes, tf.int64),
+                                                          **kwargs)
+    np.testing.assert_array_equal(keep.numpy(), expected_keep)
+    np.testing.assert_allclose(new_scores.numpy(), expected_scores, rtol=0, atol=1e-12)
+  empty = tf.zeros([0], tf.float64)
+  keep, new_scores = tf_postprocess.class_wise_soft_nms(empty, empty, empty, tf.zeros([0], tf.int64), method=method)
+  assert keep.shape == (0,) and new_scores.shape == (0,)
+
+
 def test_threshold_proposals_and_interpolation_match_numpy():
   rng = np.random.default_rng(3)
   signal = rng.random((50, 4))
@@ -186,6 +208,8 @@ BGM_SETTINGS = [
     {"class_threshold": 2.0, "fallback_to_top_class": True, "nms_threshold": 1.0},
     {"class_threshold": 2.0, "fallback_to_top_class": False},
     {"probability_fusion": "rgb", "class_threshold": 0.5, "nms_threshold": 0.0, "attention_thresholds": 0.45},
+    {"nms": "soft_gaussian", "soft_nms_sigma": 0.3},
+    {"nms": "soft_linear", "nms_threshold": 0.3, "soft_nms_score_floor": 0.05, "soft_nms_top_n": 4},
 ]
 
 
@@ -221,6 +245,8 @@ AUMN_SETTINGS = [
     {"attention_threshold": 0.5, "theta": 0.7, "nms_threshold": 0.5},
     {"probability_fusion": "flow", "class_threshold": 0.5, "nms_threshold": 0.0},
     {"class_threshold": 2.0, "fallback_to_top_class": True, "nms_threshold": 1.0},
+    {"nms": "soft_gaussian", "soft_nms_sigma": 0.3},
+    {"nms": "soft_linear", "nms_threshold": 0.3, "soft_nms_score_floor": 0.05, "soft_nms_top_n": 4},
 ]
 
 
@@ -276,6 +302,8 @@ HAMNET_SETTINGS = [
     {"smooth_window": 5, "attention_thresholds": (0.5, 0.2), "nms_threshold": 0.3},
     {"outer_ratio": 0.0, "zeta": 0.0, "nms_threshold": 0.0, "attention_thresholds": 0.4},
     {"class_threshold": 2.0, "fallback_to_top_class": True, "nms_threshold": 1.0},
+    {"nms": "soft_gaussian", "soft_nms_sigma": 0.3},
+    {"nms": "soft_linear", "nms_threshold": 0.3, "soft_nms_score_floor": 0.05, "soft_nms_top_n": 4},
 ]
 
 
@@ -338,6 +366,9 @@ def test_scoring_blocks_match_numpy():
     (tf_postprocess.aumn_settings, {"attention_threshold": float("nan")}, "attention_threshold"),
     (tf_postprocess.aumn_settings, {"probability_fusion": "flow", "streams": ("rgb",)}, "flow stream"),
     (tf_postprocess.hamnet_settings, {"smooth_window": 2}, "smoothing window"),
+    (tf_postprocess.hamnet_settings, {"nms": "soft"}, "nms must be one of"),
+    (tf_postprocess.bgm_settings, {"nms": "soft_gaussian", "soft_nms_sigma": -1.0}, "soft_nms_sigma"),
+    (tf_postprocess.aumn_settings, {"soft_nms_top_n": 1.5}, "soft_nms_top_n"),
     (tf_postprocess.hamnet_settings, {"smooth_window": True}, "smoothing window"),
     (tf_postprocess.hamnet_settings, {"outer_ratio": -1.0}, "outer_ratio"),
     (tf_postprocess.hamnet_settings, {"nms_threshold": -0.5}, "nms_threshold"),
