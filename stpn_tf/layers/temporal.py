@@ -169,17 +169,20 @@ class MaskedTemporalConv1D(keras.layers.Layer):
   """
 
   def __init__(self, filters: int, kernel_size: int = 3, activation: Optional[str] = None,
-               negative_slope: float = 0.2, kernel_initializer="glorot_uniform", **kwargs):
+               negative_slope: float = 0.2, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+               **kwargs):
     super().__init__(**kwargs)
     self.filters = int(filters)
     self.kernel_size = int(kernel_size)
     self.activation = activation
     self.negative_slope = float(negative_slope)
     self.kernel_initializer = kernel_initializer
+    self.bias_initializer = bias_initializer
     if activation not in (None, "linear", "relu", "leaky_relu", "sigmoid", "tanh"):
       raise ValueError(f"unsupported activation {activation!r}")
     self._conv = keras.layers.Conv1D(self.filters, self.kernel_size, padding="same",
-                                     kernel_initializer=kernel_initializer, name="conv")
+                                     kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+                                     name="conv")
 
   def build(self, input_shape):
     feature_shape = input_shape[0] if isinstance(input_shape, (list, tuple)) and \
@@ -206,5 +209,6 @@ class MaskedTemporalConv1D(keras.layers.Layer):
     config = super().get_config()
     config.update(filters=self.filters, kernel_size=self.kernel_size, activation=self.activation,
                   negative_slope=self.negative_slope,
-                  kernel_initializer=keras.initializers.serialize(keras.initializers.get(self.kernel_initializer)))
+                  kernel_initializer=keras.initializers.serialize(keras.initializers.get(self.kernel_initializer)),
+                  bias_initializer=keras.initializers.serialize(keras.initializers.get(self.bias_initializer)))
     return config

@@ -27,12 +27,26 @@ Decisions where the paper is silent, ambiguous or has a typo (also in BUILD_NOTE
     probability in [0, 1] comparable with 1 - a_i (the authors' code does the same).
   * Eqs. 11 and 13 are sums over snippets; we average over the *real* segments so that alpha and beta do not depend
     on the video length or the padding (the authors' code also takes a mean).
-  * Eqs. 3, 7-9 are used literally (multi-hot y, no normalization); `normalize_labels=True` divides y by its sum
-    (the W-TALC / authors'-code variant).
-  * Semi-soft / hard attention: the threshold gamma is absolute on a_i, as printed (the authors' released code instead
-    keeps the segments with a_i > gamma * max_i a_i and zeroes the others, i.e. drops the *least* attended ones).
+  * Eqs. 3, 7-9 are used literally (multi-hot y, no normalization); `normalize_labels=True` divides y by
+    (sum_j y_j + 1e-4), as the authors' code does (system/system_th.py `topkloss`).
+  * Semi-soft / hard attention: the threshold gamma is absolute on a_i, as printed (`drop_threshold_mode =
+    'absolute'`). The authors' released code (system/system_th.py, class ADL) thresholds relative to the video's
+    maximum: a segment is kept when a_i < gamma * max_t a_t, i.e. the *most* attended segments are dropped, as in
+    the paper, only with a per-video threshold (`drop_threshold_mode = 'relative'`). Its training forward does not
+    pass `include_min`, so its other variant, (max - min) * gamma + min, is never used by the loss and not offered.
     Dropped segments get attention 0; the hard attention is a constant (no gradient flows through the 0/1 mask into
     the attention branch), the semi-soft one passes a_i's gradient for the kept segments.
+  * Dropped segments' class logits in L_SSAL / L_HAL: the paper multiplies, s * a^ss and s * a^h, so a dropped
+    segment's logits are 0 (`dropped_logit_fill = 'zero'`). The authors' code (`_multiply(..., include_min=True)`)
+    computes w * (s - m) + m with m_i = min_j s_i(j), the segment's minimum over the C+1 classes: a dropped segment
+    gets m_i in every class, a kept one s (hard) or a * s + (1 - a) * m (semi-soft) (`'segment_min'`). L_SAL uses
+    s * a in both.
+  * Attention branch: the paper's text has two temporal convolutions (`attention_depth = 2`); the authors' code has
+    three: kernel 3 -> 512, LeakyReLU(0.2), kernel 3 -> 512, LeakyReLU(0.2), kernel 1 -> 1, sigmoid
+    (`attention_depth = 3`, widths `attention_units`).
+  * Initialization is not given: Keras defaults by default (`kernel_initializer = 'glorot_uniform'`,
+    `bias_initializer = 'zeros'`); the authors' code uses kaiming_uniform_(nonlinearity='leaky_relu', a = 0) with
+    zero biases on every convolution (utils/utils.py `init_weights`): `'kaiming_uniform_leaky_relu'` for both.
   * Widths of the temporal convolutions, dropout and the nonlinearity between the attention convolutions are not given
     (gin-bound, documented in gin_configs/hamnet.gin).
   * Attention collapse (ours, `center_features`): trained as printed with Adam on the built-in data, the soft
@@ -64,6 +78,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from stpn_tf.layers import initializers
 from stpn_tf.layers import masking
 from stpn_tf.layers import temporal
 from stpn_tf.postprocess import hamnet_inference
@@ -72,6 +87,7 @@ from stpn_tf.postprocess import hamnet_inference
 hamnet_detect = gin.external_configurable(hamnet_inference.hamnet_detect, "hamnet_detect")
 
 LOSS_TERMS = ("bcl", "sal", "ssal", "hal", "sparse", "guide")
+LABEL_NORMALIZATION_EPSILON = 1e-4     # the authors' code: y / (sum y + 1e-4) (system/system_th.py topkloss)
 DROP_MODES = ("selective", "random", "inverse")
 
 # Paper Table 1: the loss terms of each row (AVG mAP 0.1:0.7 on THUMOS14 in the comment).
@@ -95,11 +111,28 @@ TABLE1_ROWS = {
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def drop_masks(attention, mask, gamma: float, mode: str = "selective", random_uniform=None):
+DROP_THRESHOLD_MODES = ("absolute", "relative")
+DROPPED_LOGIT_FILLS = ("zero", "segment_min")
+
+
+def drop_threshold(attention, mask, gamma: float, threshold_mode: str = "absolute"):
+  """The per-video drop threshold: gamma (paper, absolute) or gamma * max_t a_t over the real segments (relative,
+  the authors' code, system/system_th.py ADL). attention a [B, T] in [0, 1], mask [B, T] -> [B, 1]."""
+  if threshold_mode not in DROP_THRESHOLD_MODES:
+    raise ValueError(f"drop_threshold_mode must be one of {DROP_THRESHOLD_MODES}, got {threshold_mode!r}")
+  if threshold_mode == "absolute":
+    return tf.fill([tf.shape(attention)[0], 1], tf.cast(gamma, attention.dtype))
+  # a >= 0 (a sigmoid), so the max of a * mask is the max over the real segments (0 for an all-padding row).
+  return gamma * tf.reduce_max(attention * tf.cast(mask, attention.dtype), axis=-1, keepdims=True)
+
+
+def drop_masks(attention, mask, gamma: float, mode: str = "selective", random_uniform=None,
+               threshold_mode: str = "absolute"):
   """The keep masks behind the semi-soft and hard attentions (HAM-Net, "Semi-Soft / Hard Attention Score").
 
-  selective (paper): keep_i = [a_i < gamma] (the most discriminative segments, a_i >= gamma, are dropped).
-  inverse (Fig. 4a baseline): keep_i = [a_i >= gamma].
+  With g = `drop_threshold` (gamma, or gamma * max_t a_t for threshold_mode "relative"):
+  selective (paper): keep_i = [a_i < g] (the most discriminative segments, a_i >= g, are dropped).
+  inverse (Fig. 4a baseline): keep_i = [a_i >= g].
   random (Fig. 4a baseline): every real segment is dropped independently with probability q_b = the fraction of the
     video's real segments that the selective rule drops, so the expected amount dropped matches and only the
     places are random. `random_uniform` [B, T] in [0, 1) supplies the randomness.
@@ -110,6 +143,7 @@ def drop_masks(attention, mask, gamma: float, mode: str = "selective", random_un
     gamma: drop threshold.
     mode: one of DROP_MODES.
     random_uniform: [B, T] uniform draws, required for mode "random".
+    threshold_mode: "absolute" (paper) or "relative" (authors' code).
 
   Returns:
     keep [B, T] float, 0 on padding.
@@ -119,7 +153,8 @@ def drop_masks(attention, mask, gamma: float, mode: str = "selective", random_un
   if mask is None:
     mask = masking.ones_mask(attention)
   mask = tf.cast(mask, attention.dtype)
-  discriminative = tf.cast(attention >= gamma, attention.dtype)            # [B, T]
+  threshold = drop_threshold(attention, mask, gamma, threshold_mode)      # [B, 1]
+  discriminative = tf.cast(attention >= threshold, attention.dtype)        # [B, T]
   if mode == "selective":
     keep = 1.0 - discriminative
   elif mode == "inverse":
@@ -143,10 +178,14 @@ class HybridAttention(keras.layers.Layer):
   inference, where it keeps every segment: the drop attentions are only used by the training losses).
   """
 
-  def __init__(self, gamma: float = 0.2, drop_mode: str = "selective", seed: int = 0, **kwargs):
+  def __init__(self, gamma: float = 0.2, drop_mode: str = "selective", seed: int = 0,
+               threshold_mode: str = "absolute", **kwargs):
     super().__init__(**kwargs)
     if drop_mode not in DROP_MODES:
       raise ValueError(f"drop_mode must be one of {DROP_MODES}, got {drop_mode!r}")
+    if threshold_mode not in DROP_THRESHOLD_MODES:
+      raise ValueError(f"drop_threshold_mode must be one of {DROP_THRESHOLD_MODES}, got {threshold_mode!r}")
+    self.threshold_mode = threshold_mode
     self.gamma = float(gamma)
     self.drop_mode = drop_mode
     self.seed = int(seed)
@@ -161,7 +200,7 @@ class HybridAttention(keras.layers.Layer):
         draws = keras.random.uniform(tf.shape(attention), seed=self._seed_generator)
       else:
         draws = tf.ones_like(attention)      # keep everything outside training
-    keep = tf.stop_gradient(drop_masks(attention, mask, self.gamma, self.drop_mode, draws))
+    keep = tf.stop_gradient(drop_masks(attention, mask, self.gamma, self.drop_mode, draws, self.threshold_mode))
     return attention * keep, keep
 
   def compute_mask(self, inputs, mask=None):
@@ -169,7 +208,7 @@ class HybridAttention(keras.layers.Layer):
 
   def get_config(self):
     config = super().get_config()
-    config.update(gamma=self.gamma, drop_mode=self.drop_mode, seed=self.seed)
+    config.update(gamma=self.gamma, drop_mode=self.drop_mode, seed=self.seed, threshold_mode=self.threshold_mode)
     return config
 
 
@@ -202,7 +241,9 @@ def build_model(feature_dim: int, num_classes: int, *, top_k: Union[int, float] 
                 drop_mode: str = "selective", classifier_units: Sequence[int] = (2048, 2048),
                 attention_units: int = 512, attention_activation: str = "leaky_relu",
                 negative_slope: float = 0.2, dropout: float = 0.7, kernel_size: int = 3,
-                center_features: bool = False, name: str = "hamnet") -> keras.Model:
+                center_features: bool = False, drop_threshold_mode: str = "absolute", attention_depth: int = 2,
+                kernel_initializer: str = "glorot_uniform", bias_initializer: str = "zeros",
+                name: str = "hamnet") -> keras.Model:
   """The HAM-Net network as a Keras functional model.
 
   Inputs: {"features": [B, T, D] (RGB and flow concatenated), "mask": [B, T]}.
@@ -224,29 +265,51 @@ def build_model(feature_dim: int, num_classes: int, *, top_k: Union[int, float] 
     kernel_size: temporal kernel size (3 in the paper).
     center_features: subtract the running mean input feature before both branches (ours, not in the paper; see
       the module docstring and layers/temporal.py MaskedFeatureCentering).
+    drop_threshold_mode: "absolute" (paper) or "relative" (authors' code), see `drop_masks`.
+    attention_depth: 2 (paper: TConv3 -> attention_units, TConv3 -> 1) or 3 (authors' code: TConv3 ->
+      attention_units, TConv3 -> attention_units, TConv1 -> 1).
+    kernel_initializer, bias_initializer: scheme names of stpn_tf/layers/initializers.py, for every layer.
     name: model name.
   """
   if len(classifier_units) != 2:
     raise ValueError(f"the classification branch has two temporal convolutions, got widths {classifier_units}")
+  if attention_depth not in (2, 3) or isinstance(attention_depth, bool):
+    raise ValueError(f"attention_depth must be 2 (paper) or 3 (authors' code), got {attention_depth!r}")
+
+  def init(fan_in):                                                           # fresh initializers for one layer
+    return dict(kernel_initializer=initializers.kernel(kernel_initializer),
+                bias_initializer=initializers.bias(bias_initializer, fan_in))
+
   features = keras.Input(shape=(None, feature_dim), name="features")          # [B, T, D]
   mask = keras.Input(shape=(None,), name="mask")                               # [B, T]
   x = temporal.MaskedFeatureCentering(name="centering")([features, mask]) if center_features else features
   # Classification branch: two temporal convolutions with LeakyReLU, then a linear layer to C+1 logits.
-  h = x
+  h, width = x, feature_dim
   for i, units in enumerate(classifier_units):
     h = temporal.MaskedTemporalConv1D(units, kernel_size, activation="leaky_relu", negative_slope=negative_slope,
-                                      name=f"cls_conv{i + 1}")([h, mask])      # [B, T, units]
+                                      name=f"cls_conv{i + 1}", **init(kernel_size * width))([h, mask])
+    width = units                                                              # h: [B, T, units]
   h = keras.layers.Dropout(dropout, name="cls_dropout")(h)
-  cas = keras.layers.Dense(num_classes + 1, name="cls_fc")(h)                 # [B, T, C+1]
+  cas = keras.layers.Dense(num_classes + 1, name="cls_fc", **init(width))(h)  # [B, T, C+1]
   cas = temporal.ApplyMask(name="cas")([cas, mask])
-  # Attention branch, Eq. 4: two temporal convolutions followed by a sigmoid.
+  # Attention branch, Eq. 4: two temporal convolutions followed by a sigmoid (the authors' code: three).
   g = temporal.MaskedTemporalConv1D(attention_units, kernel_size, activation=attention_activation,
-                                    negative_slope=negative_slope, name="att_conv1")([x, mask])
-  g = temporal.MaskedTemporalConv1D(1, kernel_size, activation="sigmoid", name="att_conv2")([g, mask])   # [B, T, 1]
+                                    negative_slope=negative_slope, name="att_conv1",
+                                    **init(kernel_size * feature_dim))([x, mask])
+  if attention_depth == 3:
+    g = temporal.MaskedTemporalConv1D(attention_units, kernel_size, activation=attention_activation,
+                                      negative_slope=negative_slope, name="att_conv2",
+                                      **init(kernel_size * attention_units))([g, mask])
+    g = temporal.MaskedTemporalConv1D(1, 1, activation="sigmoid", name="att_conv3",
+                                      **init(attention_units))([g, mask])                         # [B, T, 1]
+  else:
+    g = temporal.MaskedTemporalConv1D(1, kernel_size, activation="sigmoid", name="att_conv2",
+                                      **init(kernel_size * attention_units))([g, mask])           # [B, T, 1]
   # From the sigmoid on, float32 under any mixed-precision policy (training/precision.py): these layers are cheap.
   f32 = "float32"
   attention = temporal.ApplyMask(squeeze_last=True, name="attention", dtype=f32)([g, mask])   # [B, T], 0 on padding
-  semi_soft, hard = HybridAttention(gamma, drop_mode, name="hybrid_attention", dtype=f32)([attention, mask])
+  semi_soft, hard = HybridAttention(gamma, drop_mode, threshold_mode=drop_threshold_mode, name="hybrid_attention",
+                                    dtype=f32)([attention, mask])
   logits, probabilities = VideoScores(top_k, name="video_scores", dtype=f32)([cas, attention, mask])
   outputs = {"cas": cas, "attention": attention,
              "semi_soft_attention": keras.layers.Identity(name="semi_soft_attention", dtype=f32)(semi_soft),
@@ -269,17 +332,27 @@ def with_background(labels, background: float):
 def video_cross_entropy(pooled_logits, labels, normalize_labels: bool = False):
   """-sum_{j=1}^{C+1} y_j log softmax_j(v) for pooled logits v [B, C+1] and labels y [B, C+1] -> [B] (Eqs. 2-3).
 
-  With normalize_labels, y is divided by its sum first (W-TALC's multi-label form; not the paper's Eq. 3).
+  With normalize_labels, y is divided by (sum_j y_j + 1e-4) first, as the authors' code does (system/system_th.py
+  `topkloss`; W-TALC's multi-label form; not the paper's Eq. 3).
   """
   labels = tf.cast(labels, pooled_logits.dtype)
   if normalize_labels:
-    labels = labels / tf.maximum(tf.reduce_sum(labels, axis=-1, keepdims=True), 1e-8)
+    labels = labels / (tf.reduce_sum(labels, axis=-1, keepdims=True) + LABEL_NORMALIZATION_EPSILON)
   return -tf.reduce_sum(labels * tf.nn.log_softmax(pooled_logits, axis=-1), axis=-1)
 
 
-def guided_cas(cas, attention):
-  """s^attn_i(j) = s_i(j) * a_i (text before Eq. 5); cas [B, T, C+1], attention [B, T] -> [B, T, C+1]."""
-  return cas * attention[..., None]
+def guided_cas(cas, attention, fill: str = "zero"):
+  """s^attn_i(j) = s_i(j) * a_i (text before Eq. 5); cas [B, T, C+1], attention [B, T] -> [B, T, C+1].
+
+  fill "segment_min" (the authors' code for the dropped attentions, `_multiply(..., include_min=True)`):
+  a_i * (s_i(j) - m_i) + m_i with m_i = min_j s_i(j), so a segment with a_i = 0 gets m_i instead of 0.
+  """
+  if fill not in DROPPED_LOGIT_FILLS:
+    raise ValueError(f"dropped_logit_fill must be one of {DROPPED_LOGIT_FILLS}, got {fill!r}")
+  if fill == "zero":
+    return cas * attention[..., None]
+  minimum = tf.reduce_min(cas, axis=-1, keepdims=True)                       # [B, T, 1]
+  return attention[..., None] * (cas - minimum) + minimum
 
 
 def sparsity_loss(attention, mask):
@@ -302,7 +375,8 @@ def guide_loss(attention, cas, mask):
 
 
 def hamnet_losses(outputs: Dict[str, tf.Tensor], labels, mask, *, top_k: Union[int, float],
-                  weights: Dict[str, float], normalize_labels: bool = False) -> Dict[str, tf.Tensor]:
+                  weights: Dict[str, float], normalize_labels: bool = False,
+                  dropped_logit_fill: str = "zero") -> Dict[str, tf.Tensor]:
   """Every HAM-Net loss term per video ([B] each) and their weighted sum "total" (Eq. 10).
 
   Args:
@@ -313,6 +387,7 @@ def hamnet_losses(outputs: Dict[str, tf.Tensor], labels, mask, *, top_k: Union[i
     weights: term name (LOSS_TERMS) -> weight (lambda0..3, alpha, beta); a missing term has weight 0 (it is still
       computed and returned, for monitoring, but does not enter the total).
     normalize_labels: see `video_cross_entropy`.
+    dropped_logit_fill: "zero" (paper) or "segment_min" (authors' code) for L_SSAL and L_HAL, see `guided_cas`.
   """
   unknown = set(weights) - set(LOSS_TERMS)
   if unknown:
@@ -328,9 +403,10 @@ def hamnet_losses(outputs: Dict[str, tf.Tensor], labels, mask, *, top_k: Union[i
   terms = {
       "bcl": video_cross_entropy(pooled(cas), y, normalize_labels),                                          # Eq. 3
       "sal": video_cross_entropy(pooled(guided_cas(cas, attention)), y_fg, normalize_labels),                # Eq. 7
-      "ssal": video_cross_entropy(pooled(guided_cas(cas, outputs["semi_soft_attention"])), y_fg,
-                                  normalize_labels),                                                           # Eq. 8
-      "hal": video_cross_entropy(pooled(guided_cas(cas, outputs["hard_attention"])), y, normalize_labels),   # Eq. 9
+      "ssal": video_cross_entropy(pooled(guided_cas(cas, outputs["semi_soft_attention"], dropped_logit_fill)),
+                                  y_fg, normalize_labels),                                                     # Eq. 8
+      "hal": video_cross_entropy(pooled(guided_cas(cas, outputs["hard_attention"], dropped_logit_fill)), y,
+                                 normalize_labels),                                                            # Eq. 9
       "sparse": sparsity_loss(attention, mask),                                                              # Eq. 11
       "guide": guide_loss(attention, cas, mask),                                                             # Eq. 13
   }
@@ -360,7 +436,13 @@ class HAMNet:
     guide_weight: beta of Eq. 10.
     loss_terms: which terms enter Eq. 10 (paper Table 1 ablations; see TABLE1_ROWS).
     drop_mode: "selective" (paper), "random" or "inverse" (Fig. 4a baselines).
-    normalize_labels: divide multi-hot labels by their sum in Eqs. 3, 7-9 (not in the paper).
+    normalize_labels: divide multi-hot labels by (their sum + 1e-4) in Eqs. 3, 7-9 (authors' code, not the paper).
+    drop_threshold_mode: "absolute" (paper: a_i < gamma kept) or "relative" (authors' code: a_i < gamma max_t a_t
+      kept), see `drop_masks`.
+    dropped_logit_fill: "zero" (paper) or "segment_min" (authors' code), see `guided_cas`.
+    attention_depth: 2 (paper) or 3 (authors' code), see `build_model`.
+    kernel_initializer, bias_initializer: initialization scheme names (stpn_tf/layers/initializers.py);
+      'glorot_uniform' / 'zeros' are the Keras defaults, 'kaiming_uniform_leaky_relu' for both is the authors' code.
     classifier_units, attention_units, attention_activation, negative_slope, dropout, center_features: see
       `build_model`.
     streams: the feature streams concatenated into the network input.
@@ -375,7 +457,9 @@ class HAMNet:
                loss_terms: Sequence[str] = LOSS_TERMS, drop_mode: str = "selective",
                normalize_labels: bool = False, classifier_units: Sequence[int] = (2048, 2048),
                attention_units: int = 512, attention_activation: str = "leaky_relu", negative_slope: float = 0.2,
-               dropout: float = 0.7, center_features: bool = False, streams: Sequence[str] = ("rgb", "flow")):
+               dropout: float = 0.7, center_features: bool = False, streams: Sequence[str] = ("rgb", "flow"),
+               drop_threshold_mode: str = "absolute", dropped_logit_fill: str = "zero", attention_depth: int = 2,
+               kernel_initializer: str = "glorot_uniform", bias_initializer: str = "zeros"):
     unknown = set(loss_terms) - set(LOSS_TERMS)
     if unknown or not loss_terms:
       raise ValueError(f"HAMNet.loss_terms must be a non-empty subset of {LOSS_TERMS}, got {loss_terms!r}")
@@ -383,9 +467,19 @@ class HAMNet:
       raise ValueError(f"HAMNet.drop_mode must be one of {DROP_MODES}, got {drop_mode!r}")
     if not streams or set(streams) - {"rgb", "flow"}:
       raise ValueError(f"HAMNet.streams must be a non-empty subset of ('rgb', 'flow'), got {streams!r}")
+    if drop_threshold_mode not in DROP_THRESHOLD_MODES:
+      raise ValueError(f"HAMNet.drop_threshold_mode must be one of {DROP_THRESHOLD_MODES}, got "
+                       f"{drop_threshold_mode!r}")
+    if dropped_logit_fill not in DROPPED_LOGIT_FILLS:
+      raise ValueError(f"HAMNet.dropped_logit_fill must be one of {DROPPED_LOGIT_FILLS}, got {dropped_logit_fill!r}")
+    if attention_depth not in (2, 3) or isinstance(attention_depth, bool):
+      raise ValueError(f"HAMNet.attention_depth must be 2 (paper) or 3 (authors' code), got {attention_depth!r}")
+    initializers.get(kernel_initializer)
+    initializers.get(bias_initializer)
     temporal.resolve_top_k(top_k, tf.ones([1]))
     self.top_k = top_k
     self.gamma = float(gamma)
+    self.dropped_logit_fill = dropped_logit_fill
     all_weights = {"bcl": bcl_weight, "sal": sal_weight, "ssal": ssal_weight, "hal": hal_weight,
                    "sparse": sparsity_weight, "guide": guide_weight}
     self.loss_terms = tuple(t for t in LOSS_TERMS if t in loss_terms)
@@ -397,7 +491,9 @@ class HAMNet:
                              classifier_units=tuple(int(u) for u in classifier_units),
                              attention_units=int(attention_units), attention_activation=attention_activation,
                              negative_slope=float(negative_slope), dropout=float(dropout),
-                             center_features=bool(center_features))
+                             center_features=bool(center_features), drop_threshold_mode=drop_threshold_mode,
+                             attention_depth=int(attention_depth), kernel_initializer=str(kernel_initializer),
+                             bias_initializer=str(bias_initializer))
 
   @property
   def networks(self):
@@ -420,7 +516,7 @@ class HAMNet:
 
   def losses(self, network: str, outputs, batch) -> Dict[str, tf.Tensor]:
     return hamnet_losses(outputs, batch["labels"], batch["mask"], top_k=self.top_k, weights=self.weights,
-                         normalize_labels=self.normalize_labels)
+                         normalize_labels=self.normalize_labels, dropped_logit_fill=self.dropped_logit_fill)
 
   def video_probabilities(self, outputs_by_network: Dict[str, Dict[str, np.ndarray]]) -> np.ndarray:
     """p^attn of the C real classes (Eq. 6), the video-level scores HAM-Net thresholds at inference."""
