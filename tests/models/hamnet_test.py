@@ -148,6 +148,82 @@ def test_gradients_of_the_attentions():
   assert tape.gradient(s_hard, a) is None or np.all(tape.gradient(s_hard, a).numpy() == 0)
 
 
+def test_relative_drop_threshold_of_the_authors_code():
+  # gamma = 0.39: absolute keeps a < 0.39; relative keeps a < 0.39 * max over the real segments = 0.39 * 0.5 = 0.195
+  # (the padded 0.9 does not count: with it the threshold would be 0.351 and 0.2 would be kept). The most attended
+  # segments are the ones dropped in both.
+  np.testing.assert_allclose(hamnet.drop_threshold(tf.constant(A), A_MASK, 0.39, "relative").numpy(), [[0.195]],
+                             rtol=1e-6)
+  np.testing.assert_array_equal(hamnet.drop_masks(A, A_MASK, 0.39, "selective").numpy(), [[1, 1, 0, 1, 0]])
+  np.testing.assert_array_equal(hamnet.drop_masks(A, A_MASK, 0.39, "selective", threshold_mode="relative").numpy(),
+                                [[1, 0, 0, 1, 0]])
+  semi, hard = hamnet.HybridAttention(0.39, "selective", threshold_mode="relative")([A, A_MASK])
+  np.testing.assert_allclose(semi.numpy(), [[0.1, 0., 0., 0.19, 0.]], rtol=1e-6)
+  np.testing.assert_array_equal(hard.numpy(), [[1, 0, 0, 1, 0]])
+  layer = hamnet.HybridAttention(0.39, threshold_mode="relative")
+  assert hamnet.HybridAttention.from_config(layer.get_config()).threshold_mode == "relative"
+  with pytest.raises(ValueError, match="drop_threshold_mode"):
+    hamnet.HAMNet(drop_threshold_mode="max")
+
+
+def test_segment_min_fill_of_dropped_logits():
+  # Segment minima over the C+1 classes of the 3 real rows of CAS: 0, 0, 1. w * (s - m) + m:
+  np.testing.assert_allclose(hamnet.guided_cas(CAS, SEMI_SOFT, "segment_min").numpy()[0, :3],
+                             [[0.2, 0., 0.1], [0., 0., 0.], [1., 1., 1.]], rtol=1e-6)
+  np.testing.assert_allclose(hamnet.guided_cas(CAS, HARD, "segment_min").numpy()[0, :3],
+                             [[2., 0., 1.], [0., 0., 0.], [1., 1., 1.]], rtol=1e-6)
+  # Top-2 means: semi-soft [.6, .5, .55], hard [1.5, .5, 1.0] (the zero fill gives V_SEMI and V_HARD instead).
+  ssal = -np.log(_softmax([0.6, 0.5, 0.55])[0])
+  hal = -np.log(_softmax([1.5, 0.5, 1.0])[0]) - np.log(_softmax([1.5, 0.5, 1.0])[2])
+  losses = hamnet.hamnet_losses(OUTPUTS, LABELS, MASK, top_k=2, weights=ALL_ONE, dropped_logit_fill="segment_min")
+  np.testing.assert_allclose(losses["ssal"].numpy(), [ssal], rtol=1e-5)
+  np.testing.assert_allclose(losses["hal"].numpy(), [hal], rtol=1e-5)
+  # The other terms are unchanged (L_SAL multiplies by a without the minimum, in the authors' code too).
+  for term in ("bcl", "sal", "sparse", "guide"):
+    np.testing.assert_allclose(losses[term].numpy(), [{"bcl": BCL, "sal": SAL, "sparse": SPARSE,
+                                                       "guide": GUIDE}[term]], rtol=1e-5)
+  with pytest.raises(ValueError, match="dropped_logit_fill"):
+    hamnet.HAMNet(dropped_logit_fill="min")
+
+
+def test_attention_depth_three_is_the_authors_branch():
+  model = hamnet.build_model(12, 3, classifier_units=(8, 8), attention_units=5, attention_depth=3)
+  shapes = {layer.name: tuple(layer.weights[0].shape) for layer in model.layers if layer.name.startswith("att_")}
+  assert shapes == {"att_conv1": (3, 12, 5), "att_conv2": (3, 5, 5), "att_conv3": (1, 5, 1)}
+  paper = hamnet.build_model(12, 3, classifier_units=(8, 8), attention_units=5)
+  shapes = {layer.name: tuple(layer.weights[0].shape) for layer in paper.layers if layer.name.startswith("att_")}
+  assert shapes == {"att_conv1": (3, 12, 5), "att_conv2": (3, 5, 1)}
+  clone = keras.Model.from_config(model.get_config())
+  clone.set_weights(model.get_weights())
+  inputs = {"features": np.random.default_rng(0).random((1, 9, 12), np.float32), "mask": np.ones((1, 9), np.float32)}
+  np.testing.assert_allclose(model(inputs)["attention"].numpy(), clone(inputs)["attention"].numpy(), atol=1e-6)
+  with pytest.raises(ValueError, match="attention_depth"):
+    hamnet.HAMNet(attention_depth=4)
+
+
+def test_kaiming_uniform_initialization_of_the_authors_code():
+  # kaiming_uniform_(nonlinearity='leaky_relu', a=0): U(+-sqrt(6 / fan_in)), fan_in = kernel size * input width;
+  # zero biases. cls_conv1: fan_in 3 * 64 = 192, bound 0.1768; cls_fc: fan_in 256, bound 0.1531.
+  tf.keras.utils.set_random_seed(0)
+  model = hamnet.build_model(64, 3, classifier_units=(256, 256), attention_units=32, attention_depth=3,
+                             kernel_initializer="kaiming_uniform_leaky_relu", bias_initializer="zeros")
+  for name, fan_in in [("cls_conv1", 192), ("cls_conv2", 768), ("cls_fc", 256), ("att_conv1", 192),
+                       ("att_conv2", 96), ("att_conv3", 32)]:
+    kernel, bias = (w.numpy() for w in model.get_layer(name).weights[:2])
+    bound = np.sqrt(6.0 / fan_in)
+    assert np.abs(kernel).max() <= bound and np.abs(kernel).max() > 0.9 * bound, name
+    if kernel.size > 1000:                                   # variance of U(-b, b) = b^2 / 3 = 2 / fan_in
+      assert abs(kernel.var() / (2.0 / fan_in) - 1.0) < 0.1, name
+    np.testing.assert_array_equal(bias, 0.0)
+  np.testing.assert_allclose(np.sqrt(6.0 / 192), 0.1768, atol=1e-4)
+  # Default: Keras' Glorot uniform, U(+-sqrt(6 / (fan_in + fan_out))), fan_out = 3 * 256 for cls_conv1: 0.0791.
+  default = hamnet.build_model(64, 3, classifier_units=(256, 256), attention_units=32)
+  kernel = default.get_layer("cls_conv1").weights[0].numpy()
+  assert 0.9 * 0.0791 < np.abs(kernel).max() <= np.sqrt(6.0 / (192 + 768)) < 0.0791
+  with pytest.raises(ValueError, match="unknown initializer"):
+    hamnet.HAMNet(kernel_initializer="he")
+
+
 def test_bad_drop_mode_is_rejected():
   with pytest.raises(ValueError, match="drop_mode"):
     hamnet.HAMNet(drop_mode="everything")
@@ -204,6 +280,8 @@ def test_network_input_concatenates_rgb_and_flow():
 
 ABLATIONS = ([dict(loss_terms=terms) for terms in hamnet.TABLE1_ROWS.values()]
              + [dict(drop_mode="random"), dict(drop_mode="inverse"), dict(normalize_labels=True), dict(top_k=3),
+                dict(drop_threshold_mode="relative", dropped_logit_fill="segment_min", attention_depth=3,
+                     kernel_initializer="kaiming_uniform_leaky_relu", bias_initializer="zeros"),
                 dict(streams=("flow",)), dict(attention_activation="relu"), dict(center_features=True)])
 
 
