@@ -7,7 +7,11 @@
   3. Each proposal, for each kept class c, is scored with the outer-inner contrast of Eqs. 14-16 on the
      attention-guided class logits s^attn_c = s_c * a (`scoring.outer_inner_contrast`: l_m = (t_e - t_s) / 4 and the
      zeta * p^attn_c term).
-  4. Class-wise NMS (`nms.class_wise_nms`), then indices to seconds.
+  4. Class-wise NMS (`nms.suppress`: greedy by default, or soft-NMS), then indices to seconds.
+The authors' code differs in settings the paper does not print (gin_configs/hamnet_authors.gin selects them): class
+threshold 0.2, thresholds linspace(0.1, 0.9, 10), every copy of an interval found at several thresholds kept
+(`keep_repeated_proposals`), the right outer window ending at floor(e + l_m) (`outer_window_rounding='floor_end'`)
+and Gaussian soft-NMS with sigma 0.3 and no removal (`nms='soft_gaussian'`).
 ActivityNet ("apply additional average pooling to post-process the final CAS"): `smooth_window` > 1 averages the
 attention and s^attn over a centred window before steps 2-3.
 """
@@ -69,6 +73,8 @@ def hamnet_detect(
     nms_threshold: float = 0.5,
     smooth_window: int = 1,
     fallback_to_top_class: bool = False,
+    outer_window_rounding: str = "ceil",
+    keep_repeated_proposals: bool = False,
     nms: str = "greedy",
     soft_nms_sigma: float = 0.5,
     soft_nms_score_floor: float | None = None,
@@ -91,6 +97,9 @@ def hamnet_detect(
     soft_nms_sigma, soft_nms_score_floor, soft_nms_top_n: soft-NMS settings (see `nms.class_wise_soft_nms`).
     smooth_window: odd window of the average pooling applied to a and s^attn (1 = none; ActivityNet uses one).
     fallback_to_top_class: when no class passes `class_threshold`, localize the top class instead of nothing.
+    outer_window_rounding: "ceil" (ours) or "floor_end" (authors' code), see `scoring.outer_inner_contrast`.
+    keep_repeated_proposals: keep an interval once per attention threshold that finds it (authors' code) instead of
+      once (see `proposals.threshold_proposals`).
 
   Returns:
     Detections sorted by descending score.
@@ -112,6 +121,9 @@ def hamnet_detect(
   for name, value in (("attention", attention), ("cas", cas), ("video_scores", video_scores)):
     if not np.all(np.isfinite(value)):
       raise ValueError(f"{name} contains NaN or inf")
+  if outer_window_rounding not in scoring.OUTER_WINDOW_ROUNDINGS:
+    raise ValueError(f"outer_window_rounding must be one of {scoring.OUTER_WINDOW_ROUNDINGS}, got "
+                     f"{outer_window_rounding!r}")
   if not np.isfinite(feature_rate) or feature_rate <= 0:
     raise ValueError(f"feature_rate must be a positive number of segments per second, got {feature_rate}")
   nms_lib.check_nms_settings(nms, nms_threshold, soft_nms_sigma, soft_nms_score_floor, soft_nms_top_n)
@@ -132,7 +144,8 @@ def hamnet_detect(
   guided = average_pool(guided, smooth_window)
 
   # Step 2: class-agnostic proposals from the attention, pooled over thresholds.
-  _, starts, ends = proposals.threshold_proposals(attention[:, None], attention_thresholds)   # [P] each
+  _, starts, ends = proposals.threshold_proposals(attention[:, None], attention_thresholds,
+                                                  keep_repeats=keep_repeated_proposals)      # [P] each
   if starts.size == 0:
     return Detections.empty()
   num_kept, num_proposals = kept.size, starts.size
@@ -142,7 +155,7 @@ def hamnet_detect(
 
   # Step 3: outer-inner contrast, Eqs. 14-16.
   scores = scoring.outer_inner_contrast(starts, ends, local_class, guided, video_scores[kept], zeta=zeta,
-                                        outer_ratio=outer_ratio)
+                                        outer_ratio=outer_ratio, outer_window_rounding=outer_window_rounding)
 
   # Step 4: class-wise NMS on continuous intervals [s, e + 1], then seconds.
   keep, kept_scores = nms_lib.suppress(starts, ends + 1, scores, local_class, nms, nms_threshold, soft_nms_sigma,

@@ -75,6 +75,7 @@ def _as_thresholds(thresholds: float | Sequence[float] | np.ndarray) -> np.ndarr
 def threshold_proposals(
     signal: np.ndarray,
     thresholds: float | Sequence[float] | np.ndarray,
+    keep_repeats: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Proposals as connected components of `signal > threshold`, pooled over several thresholds.
 
@@ -87,11 +88,13 @@ def threshold_proposals(
   across thresholds (foreground at a higher threshold is foreground at every lower one), so a run [s, e] at
   threshold k is also a run at the next lower threshold k-1 exactly when segments s-1 and e+1 (where they exist)
   are background at k-1. Such runs are dropped, which keeps each distinct interval at the lowest threshold that
-  produces it.
+  produces it. `keep_repeats=True` keeps every copy instead (HAM-Net's code pools the proposals of all thresholds
+  as they are, so an interval found at k thresholds enters its soft-NMS k times).
 
   Args:
     signal: float array [T, C] (one column per class; use signal[:, None] for a class-agnostic signal).
     thresholds: one threshold or a sequence of them (order and repeats do not matter).
+    keep_repeats: keep an interval once per threshold that produces it.
 
   Returns:
     `(classes, starts, ends)`, int64 arrays [P]: proposal p is column `classes[p]`, inclusive indices
@@ -114,6 +117,8 @@ def threshold_proposals(
   # mask[k, c, t] = signal[t, c] > thresholds[k]; rows of the flattened mask are (threshold, class) pairs.
   mask = np.ascontiguousarray(signal.T)[None, :, :] > values[:, None, None]  # [K, C, T]
   rows, starts, ends = components.connected_components_batched(mask.reshape(-1, length))  # [R] each
+  if keep_repeats:
+    return rows % num_classes, starts, ends
   # Duplicate test against the row of the same class one threshold lower (row - C), on the flat mask.
   flat = mask.reshape(-1)
   lower_row_offset = (rows - num_classes) * length  # [R]; negative for the lowest threshold (never a duplicate).

@@ -334,6 +334,9 @@ def aumn_score(
   return window_means(prefix_sums(signal), starts, ends, classes)
 
 
+OUTER_WINDOW_ROUNDINGS = ("ceil", "floor_end")
+
+
 def outer_inner_contrast(
     starts: np.ndarray,
     ends: np.ndarray,
@@ -342,6 +345,7 @@ def outer_inner_contrast(
     video_scores: np.ndarray | None = None,
     zeta: float = 0.2,
     outer_ratio: float = 0.25,
+    outer_window_rounding: str = "ceil",
 ) -> np.ndarray:
   """Outer-inner contrast score of HAM-Net, Islam et al. AAAI 2021, Eqs. 14-16 (after AutoLoc, Shou et al. 2018).
 
@@ -354,6 +358,9 @@ def outer_inner_contrast(
       t_e - t_s = e - s + 1 segments and l_m = outer_ratio * (e - s + 1).
     * l_m is rounded up to whole segments, n = ceil(l_m), on both sides, so even a one-segment proposal has a
       one-segment outer region (with rounding down, proposals shorter than 4 segments would have no contrast).
+    * `outer_window_rounding = "floor_end"` is the authors' code instead (utils/utils.py `get_proposal_oic`): the
+      left window starts at int(s - l_m), i.e. also n = ceil(l_m) segments, but the right one ends at
+      int(e + l_m) = e + floor(l_m), so it has floor(l_m) segments (none for proposals shorter than 4 segments).
     * The outer region is strictly outside the proposal: segments [s - n, s - 1] and [e + 1, e + n], each clipped to
       the video. "Avg(left + right)" is read as the mean over the union of both outer windows (one mean over all
       outer segments, not the mean of the two window means).
@@ -369,6 +376,8 @@ def outer_inner_contrast(
     video_scores: float array [C], video-level class scores p^attn, or None.
     zeta: weight of the video-level score.
     outer_ratio: l_m as a fraction of the proposal length (1/4 in the paper).
+    outer_window_rounding: "ceil" (both windows ceil(l_m) segments, ours) or "floor_end" (the right window ends at
+      floor(e + l_m), the authors' code).
 
   Returns:
     float64 array [P] of scores.
@@ -385,11 +394,15 @@ def outer_inner_contrast(
   starts, ends, classes = _check_proposals(starts, ends, classes, length, num_classes)
   if outer_ratio < 0:
     raise ValueError(f"outer_ratio must be >= 0, got {outer_ratio}")
+  if outer_window_rounding not in OUTER_WINDOW_ROUNDINGS:
+    raise ValueError(f"outer_window_rounding must be one of {OUTER_WINDOW_ROUNDINGS}, got {outer_window_rounding!r}")
 
   prefix = prefix_sums(signal)  # [T + 1, C]
   inner = window_means(prefix, starts, ends, classes)  # [P]
   margin = np.ceil(outer_ratio * (ends - starts + 1)).astype(np.int64)  # [P], n = ceil(l_m) segments.
   left_start = np.maximum(starts - margin, 0)
+  if outer_window_rounding == "floor_end":
+    margin = np.floor(outer_ratio * (ends - starts + 1)).astype(np.int64)  # [P], right window only.
   right_end = np.minimum(ends + margin, length - 1)
   # Left window [left_start, s - 1] and right window [e + 1, right_end]; either may be empty at the video edges.
   outer_sum = (window_sums(prefix, left_start, starts - 1, classes)

@@ -109,13 +109,14 @@ def interpolate(signal, factor: int):
   return (1.0 - weight) * tf.gather(signal, left) + weight * tf.gather(signal, right)
 
 
-def threshold_proposals(signal, thresholds: Union[Sequence[float], tf.Tensor]):
+def threshold_proposals(signal, thresholds: Union[Sequence[float], tf.Tensor], keep_repeats: bool = False):
   """`proposals.threshold_proposals` in TF: connected components of signal > threshold, pooled over thresholds.
 
   Args:
     signal: float [T, M].
     thresholds: Python floats, sorted ascending and unique (see `stpn_settings`), or a float tensor [K] with the
       same property (a data-dependent threshold such as AUMN's eta_act, the video's mean attention).
+    keep_repeats: Python bool; keep a run once per threshold that produces it (HAM-Net's code).
 
   Returns:
     (columns, starts, ends), int64 [P]: ordered by threshold, column, start; runs already found at a lower
@@ -136,6 +137,8 @@ def threshold_proposals(signal, thresholds: Union[Sequence[float], tf.Tensor]):
   rows = where[0::2, 0]
   starts = where[0::2, 1]
   ends = where[1::2, 1] - 1
+  if keep_repeats:
+    return rows % tf.maximum(num_columns, 1), starts, ends
   flat = tf.reshape(mask, [-1])
   lower_row_offset = (rows - num_columns) * length
   # Clamp gather indices into range (values at clamped positions are not used: see the `fresh` rule).
@@ -512,14 +515,15 @@ def aumn_signal(rgb: Optional[StreamTensors], flow: Optional[StreamTensors], the
 
 
 def outer_inner_contrast(starts, ends, classes, signal, video_scores=None, zeta: float = 0.2,
-                         outer_ratio: float = 0.25):
+                         outer_ratio: float = 0.25, outer_window_rounding: str = "ceil"):
   """`scoring.outer_inner_contrast` in TF: HAM-Net's proposal score (Islam et al. AAAI 2021, Eqs. 14-16).
 
       psi = Avg(s^attn_c(t_s : t_e)) - Avg(s^attn_c(t_s - l_m : t_s) + s^attn_c(t_e : t_e + l_m)) + zeta p^attn_c
 
   with the NumPy version's reading of the paper: l_m = ceil(outer_ratio * (e - s + 1)) whole segments on each side,
   outer windows [s - l_m, s - 1] and [e + 1, e + l_m] clipped to the video and averaged together (0 when both are
-  empty), zeta term dropped when video_scores is None.
+  empty), zeta term dropped when video_scores is None; outer_window_rounding "floor_end" (the authors' code) makes
+  the right window [e + 1, e + floor(l_m)].
 
   Args:
     starts, ends, classes: int64 [P], inclusive proposals and their columns of `signal`.
@@ -536,6 +540,8 @@ def outer_inner_contrast(starts, ends, classes, signal, video_scores=None, zeta:
   inner = window_means(prefix, starts, ends, classes)                       # Eq. 15
   margin = tf.cast(tf.math.ceil(outer_ratio * tf.cast(ends - starts + 1, tf.float64)), tf.int64)   # Eq. 16, l_m
   left_start = tf.maximum(starts - margin, 0)
+  if outer_window_rounding == "floor_end":
+    margin = tf.cast(tf.math.floor(outer_ratio * tf.cast(ends - starts + 1, tf.float64)), tf.int64)
   right_end = tf.minimum(ends + margin, length - 1)
   outer_sum = (window_sums(prefix, left_start, starts - 1, classes) +
                window_sums(prefix, ends + 1, right_end, classes))
@@ -630,7 +636,8 @@ def hamnet_settings(feature_rate: float, class_threshold: float = 0.1,
                     attention_thresholds: Union[float, Sequence[float]] =
                     hamnet_inference.DEFAULT_ATTENTION_THRESHOLDS,
                     zeta: float = 0.2, outer_ratio: float = 0.25, nms_threshold: float = 0.5, smooth_window: int = 1,
-                    fallback_to_top_class: bool = False,
+                    fallback_to_top_class: bool = False, outer_window_rounding: str = "ceil",
+                    keep_repeated_proposals: bool = False,
                     nms: str = "greedy", soft_nms_sigma: float = 0.5,
                     soft_nms_score_floor: Optional[float] = None, soft_nms_top_n: Optional[int] = None) -> Dict:
   """Validates `hamnet_inference.hamnet_detect` keyword arguments (as `bgm_settings`; smoothing window and outer
@@ -649,7 +656,9 @@ def hamnet_settings(feature_rate: float, class_threshold: float = 0.1,
   settings = dict(class_threshold=float(class_threshold),
                   attention_thresholds=_sorted_thresholds(attention_thresholds, "attention_thresholds"),
                   zeta=float(zeta), outer_ratio=float(outer_ratio), nms_threshold=float(nms_threshold),
-                  smooth_window=int(smooth_window), fallback_to_top_class=bool(fallback_to_top_class))
+                  smooth_window=int(smooth_window), fallback_to_top_class=bool(fallback_to_top_class),
+                  outer_window_rounding=str(outer_window_rounding),
+                  keep_repeated_proposals=bool(keep_repeated_proposals))
   settings.update(nms_settings(nms, soft_nms_sigma, soft_nms_score_floor, soft_nms_top_n))
   attention = np.full(3, settings["attention_thresholds"][-1] + 1.0)
   hamnet_inference.hamnet_detect(attention, np.zeros((3, 2)), np.ones(1), float(feature_rate), **settings)
@@ -804,7 +813,8 @@ def hamnet_detect(attention, cas, video_scores, feature_rate: float, class_thres
                   attention_thresholds: Union[float, Sequence[float]] =
                   hamnet_inference.DEFAULT_ATTENTION_THRESHOLDS,
                   zeta: float = 0.2, outer_ratio: float = 0.25, nms_threshold: float = 0.5, smooth_window: int = 1,
-                  fallback_to_top_class: bool = False,
+                  fallback_to_top_class: bool = False, outer_window_rounding: str = "ceil",
+                  keep_repeated_proposals: bool = False,
                   nms: str = "greedy", soft_nms_sigma: float = 0.5,
                   soft_nms_score_floor: Optional[float] = None,
                 soft_nms_top_n: Optional[int] = None) -> Dict[str, tf.Tensor]:
@@ -824,7 +834,7 @@ def hamnet_detect(attention, cas, video_scores, feature_rate: float, class_thres
     {"start_s", "end_s", "class_index", "score"} [N] by descending score (ties: the NumPy proposal order).
   """
   settings = hamnet_settings(feature_rate, class_threshold, attention_thresholds, zeta, outer_ratio, nms_threshold,
-                             smooth_window, fallback_to_top_class,
+                             smooth_window, fallback_to_top_class, outer_window_rounding, keep_repeated_proposals,
                              nms=nms, soft_nms_sigma=soft_nms_sigma, soft_nms_score_floor=soft_nms_score_floor,
                              soft_nms_top_n=soft_nms_top_n)
   attention = tf.cast(attention, tf.float64)
@@ -843,7 +853,8 @@ def hamnet_detect(attention, cas, video_scores, feature_rate: float, class_thres
   guided = average_pool(guided, settings["smooth_window"])
 
   # Step 2: class-agnostic proposals, pooled over thresholds.
-  _, proposal_starts, proposal_ends = threshold_proposals(attention[:, None], settings["attention_thresholds"])
+  _, proposal_starts, proposal_ends = threshold_proposals(attention[:, None], settings["attention_thresholds"],
+                                                          keep_repeats=settings["keep_repeated_proposals"])
   num_proposals = tf.size(proposal_starts, out_type=tf.int64)
   starts = tf.tile(proposal_starts, tf.reshape(num_kept, [1]))             # [K * P], class-major
   ends = tf.tile(proposal_ends, tf.reshape(num_kept, [1]))
@@ -851,7 +862,8 @@ def hamnet_detect(attention, cas, video_scores, feature_rate: float, class_thres
 
   # Step 3: outer-inner contrast, Eqs. 14-16.
   scores = outer_inner_contrast(starts, ends, local_class, guided, tf.gather(video_scores, kept),
-                                zeta=settings["zeta"], outer_ratio=settings["outer_ratio"])
+                                zeta=settings["zeta"], outer_ratio=settings["outer_ratio"],
+                                outer_window_rounding=settings["outer_window_rounding"])
 
   # Step 4: class-wise NMS on [s, e + 1], seconds.
   keep, kept_scores = suppress(tf.cast(starts, tf.float64), tf.cast(ends + 1, tf.float64), scores, local_class,

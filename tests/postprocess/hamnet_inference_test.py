@@ -105,3 +105,26 @@ def test_smoothing_changes_the_proposals():
 def test_bad_inputs_are_rejected(args):
   with pytest.raises(ValueError):
     hamnet_inference.hamnet_detect(*args, RATE)
+
+
+def test_authors_code_variant_repeats_and_gaussian_soft_nms_by_hand():
+  # a = [0, .5, .6, 0], class 0 logits [0, 2, 2, 0]: s^attn = [0, 1, 1.2, 0]. Thresholds 0.1 and 0.2 both find [1, 2]
+  # (l_m = 0.5: left window [0], right window [3] ("ceil") or none ("floor_end"), both 0): psi = 1.1 - 0 + 0.2 * 0.5.
+  attention = np.array([0.0, 0.5, 0.6, 0.0])
+  cas = np.array([[0.0, 9.0], [2.0, 9.0], [2.0, 9.0], [0.0, 9.0]])   # last column background, ignored
+  video_scores = np.array([0.5])
+  common = dict(class_threshold=0.2, attention_thresholds=(0.1, 0.2), outer_window_rounding="floor_end")
+  once = hamnet_inference.hamnet_detect(attention, cas, video_scores, 1.0, **common, nms="soft_gaussian",
+                                        soft_nms_sigma=0.3)
+  np.testing.assert_allclose(once.score, [1.2])
+  twice = hamnet_inference.hamnet_detect(attention, cas, video_scores, 1.0, **common, keep_repeated_proposals=True,
+                                         nms="soft_gaussian", soft_nms_sigma=0.3)
+  # The copy has IoU 1 with the first: decayed by exp(-1 / 0.3) = 0.0357, not removed.
+  np.testing.assert_allclose(twice.score, [1.2, 1.2 * np.exp(-1 / 0.3)])
+  np.testing.assert_allclose(twice.start_s, [1.0, 1.0])
+  np.testing.assert_allclose(twice.end_s, [3.0, 3.0])
+  # Greedy NMS removes the copy.
+  greedy = hamnet_inference.hamnet_detect(attention, cas, video_scores, 1.0, **common, keep_repeated_proposals=True)
+  np.testing.assert_allclose(greedy.score, [1.2])
+  with pytest.raises(ValueError, match="outer_window_rounding"):
+    hamnet_inference.hamnet_detect(attention, cas, video_scores, 1.0, outer_window_rounding="round")

@@ -105,3 +105,16 @@ def test_threshold_proposals_empty_and_errors():
     proposals.threshold_proposals(np.zeros(4), 0.5)
   with pytest.raises(ValueError, match="at least one threshold"):
     proposals.threshold_proposals(np.zeros((4, 2)), [])
+
+
+def test_threshold_proposals_keep_repeats_keeps_one_copy_per_threshold():
+  # HAM-Net's code pools the proposals of every threshold as they are: the two components three times each.
+  signal = np.array([[0.0], [0.8], [0.9], [0.0], [0.95]])
+  classes, starts, ends = proposals.threshold_proposals(signal, [0.2, 0.3, 0.5], keep_repeats=True)
+  np.testing.assert_array_equal(classes, [0] * 6)
+  np.testing.assert_array_equal(starts, [1, 4, 1, 4, 1, 4])
+  np.testing.assert_array_equal(ends, [2, 4, 2, 4, 2, 4])
+  # A component that exists only at the lower threshold appears once.
+  _, starts, ends = proposals.threshold_proposals(signal, [0.85, 0.5], keep_repeats=True)
+  np.testing.assert_array_equal(starts, [1, 4, 2, 4])
+  np.testing.assert_array_equal(ends, [2, 4, 2, 4])

@@ -125,3 +125,19 @@ def test_outer_inner_contrast_picks_class_column_and_zeta():
       scoring.outer_inner_contrast([1], [1], [1], signal, np.array([0.9, 0.3]), zeta=1.0), [3.3])
   with pytest.raises(ValueError, match="video_scores"):
     scoring.outer_inner_contrast([1], [1], [1], signal, np.array([0.9]))
+
+
+def test_outer_inner_contrast_floor_end_rounding_of_the_authors_code():
+  signal = np.array([0, 0, 1, 1, 5, 5, 5, 5, 1, 0], dtype=float)[:, None]  # [T=10, C=1]
+  starts, ends, classes = [2, 4, 4], [7, 4, 7], [0, 0, 0]
+  scores = scoring.outer_inner_contrast(starts, ends, classes, signal, outer_window_rounding="floor_end")
+  expected = [
+      22 / 6 - (0 + 0 + 1) / 3,  # l_m = 1.5: left [0, 1] (ceil), right ends at floor(7 + 1.5) = 8: [8].
+      5 - 1,                     # l_m = 0.25: left [3]; right ends at floor(4.25) = 4: empty.
+      5 - (1 + 1) / 2,           # l_m = 1 exactly: [3] and [8], as with "ceil".
+  ]
+  np.testing.assert_allclose(scores, expected)
+  ceil = scoring.outer_inner_contrast(starts, ends, classes, signal)
+  np.testing.assert_allclose(ceil, [22 / 6 - 1 / 4, 5 - 3, 4])
+  with pytest.raises(ValueError, match="outer_window_rounding"):
+    scoring.outer_inner_contrast(starts, ends, classes, signal, outer_window_rounding="floor")

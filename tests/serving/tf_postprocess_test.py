@@ -304,6 +304,10 @@ HAMNET_SETTINGS = [
     {"class_threshold": 2.0, "fallback_to_top_class": True, "nms_threshold": 1.0},
     {"nms": "soft_gaussian", "soft_nms_sigma": 0.3},
     {"nms": "soft_linear", "nms_threshold": 0.3, "soft_nms_score_floor": 0.05, "soft_nms_top_n": 4},
+    {"class_threshold": 0.2, "attention_thresholds": tuple(np.linspace(0.1, 0.9, 10)), "zeta": 0.2,
+     "outer_window_rounding": "floor_end", "keep_repeated_proposals": True, "nms": "soft_gaussian",
+     "soft_nms_sigma": 0.3},                                           # gin_configs/hamnet_authors.gin
+    {"outer_window_rounding": "floor_end", "smooth_window": 3, "keep_repeated_proposals": True},
 ]
 
 
