@@ -418,3 +418,61 @@ def test_compiled_training_step_with_state(kwargs, tmp_path):
   if kwargs.get("center_features"):
     centering = trainer.models["hamnet"].get_layer("centering")
     assert float(centering.count.numpy()) == 2.0 and np.any(centering.moving_mean.numpy() != 0)
+
+
+# --- the authors'-code variant (gin_configs/hamnet_authors*.gin) -----------------------------------------------------
+
+
+def test_authors_gin_files_select_the_authors_code_choices():
+  from stpn_tf import config
+  config.parse_gin(["hamnet_authors.gin"], [], finalize=False)
+  task = hamnet.HAMNet()
+  assert task.model_kwargs["drop_threshold_mode"] == "relative" and task.dropped_logit_fill == "segment_min"
+  assert task.model_kwargs["attention_depth"] == 3 and task.model_kwargs["classifier_units"] == (2048, 2048)
+  assert task.model_kwargs["kernel_initializer"] == "kaiming_uniform_leaky_relu"
+  assert task.normalize_labels and not task.model_kwargs["center_features"]
+  assert task.weights == {"bcl": 0.8, "sal": 0.8, "ssal": 0.2, "hal": 0.2, "sparse": 0.8, "guide": 0.8}
+  query = gin.query_parameter
+  assert query("hamnet_detect.class_threshold") == 0.2 and query("hamnet_detect.nms") == "soft_gaussian"
+  np.testing.assert_allclose(query("hamnet_detect.attention_thresholds"), np.linspace(0.1, 0.9, 10), rtol=0,
+                             atol=1e-15)
+  assert query("hamnet_detect.soft_nms_sigma") == 0.3 and query("hamnet_detect.soft_nms_score_floor") is None
+  assert query("hamnet_detect.outer_window_rounding") == "floor_end"
+  assert query("hamnet_detect.keep_repeated_proposals") is True
+  assert query("make_optimizer.learning_rate") == 1e-5 and query("make_optimizer.weight_decay") == 1e-3
+  assert query("train_eval.batch_size") == 20
+  gin.clear_config()
+  config.parse_gin(["hamnet_authors_activitynet.gin"], [], finalize=False)
+  task = hamnet.HAMNet()
+  assert task.weights == {"bcl": 0.125, "sal": 1.0, "ssal": 1.0, "hal": 0.125, "sparse": 0.5, "guide": 0.1}
+  assert task.top_k == 0.05 and task.model_kwargs["dropout"] == 0.5 and task.model_kwargs["attention_depth"] == 3
+  assert query("UniformPerturbedSampler.num_segments") == 80 and query("hamnet_detect.smooth_window") == 17
+  assert query("hamnet_detect.nms") == "soft_gaussian" and query("train_eval.eval_tiou_thresholds")[0] == 0.5
+
+
+def test_train_binary_runs_hamnet_authors_gin_on_the_tiny_preset(tiny_dataset, tmp_path):
+  """`python -m stpn_tf.train --gin_file=hamnet_authors.gin` on the tiny preset (small widths): train, evaluate."""
+  import json
+  from absl import flags
+  from absl.testing import flagsaver
+  from stpn_tf import train
+  model_dir = tmp_path / "model"
+  params = ["train_eval.batch_size = 4", "train_eval.checkpoint_every = 2", "train_eval.steps_per_loop = 1",
+            "HAMNet.classifier_units = (16, 16)", "HAMNet.attention_units = 8",
+            "UniformPerturbedSampler.num_segments = 32"]
+  argv = ["train", "--gin_file=hamnet_authors.gin", f"--data_dir={tiny_dataset}", f"--model_dir={model_dir}",
+          "--num_steps=2"] + [f"--gin_param={p}" for p in params]
+  with flagsaver.flagsaver():
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(argv)
+    gin.clear_config()
+    train.main([])
+  assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-2")
+  result = json.load(open(model_dir / "eval_test.json"))
+  assert len(result["mAP"]) == 7 and result["num_videos"] == 16        # the code's tIoU 0.1:0.1:0.7
+  operative = open(model_dir / "operative_config.gin").read()
+  assert "HAMNet.drop_threshold_mode = 'relative'" in operative and "HAMNet.attention_depth = 3" in operative
+  assert "hamnet_detect.nms = 'soft_gaussian'" in open(model_dir / "config.gin").read()
+  predictions = json.load(open(model_dir / "predictions_test.json"))
+  detections = [d for video in predictions["results"].values() for d in video]
+  assert detections and all(np.isfinite(d["score"]) for d in detections)
