@@ -16,11 +16,13 @@ r"""Converts a public I3D feature release into the project's TFRecord dataset (s
   python tools/convert_features.py --format=hdf5 --features=FILE.h5 --ground_truth=GT.json \
       --feature_rate=1.5625 --output_dir=OUT
 
-Common flags: --overwrite, --on_error={fail,skip}, --segment_tolerance (s), --subset_map=SUBSET:SPLIT,...,
+Common flags: --overwrite, --on_error={fail,skip}, --strict, --segment_tolerance (s), --subset_map=SUBSET:SPLIT,...,
 --class_list=FILE, --stream_dim. OUT gets the dataset (manifest.json last), ground_truth.json (evaluation
 split, ready for `python -m stpn_tf.evaluate --ground_truth=OUT/ground_truth.json`), ambiguous.json (THUMOS14)
 and conversion_report.json. Paths may be local or on any tf.io.gfile / tensorflow-io file system.
-Exit status 1 with a message naming the video(s) on bad input in fail mode.
+Exit status 1 with a message naming the video(s) on bad input in fail mode. Ground truth is kept as given:
+instances past the end of a video are warnings (listed in conversion_report.json, counted in the summary);
+--strict makes them problems.
 """
 
 import sys
@@ -35,6 +37,8 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace what an earlier conv
 _ON_ERROR = flags.DEFINE_enum("on_error", "fail", ["fail", "skip"],
                               "fail: stop at bad input (every annotation problem is listed first); skip: leave bad "
                               "videos out and list them in the summary and conversion_report.json.")
+_STRICT = flags.DEFINE_bool("strict", False, "Treat ground-truth instances past the end of the video (or before 0 s) "
+                             "as problems (fail / skip) instead of keeping them as given with a warning.")
 _FEATURE_RATE = flags.DEFINE_float("feature_rate", None, "Features per second. Default: 25/16 when a path names "
                                    "THUMOS14; required otherwise (1.5625 for 16-frame chunks of 25 fps video).")
 _FEATURES = flags.DEFINE_string("features", None, "wtalc: the *-JOINTFeatures.npy file; hdf5: the .h5 file.")
@@ -73,7 +77,8 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   try:
     options = converters.ConversionOptions(
-        on_error=_ON_ERROR.value, overwrite=_OVERWRITE.value, segment_tolerance=_SEGMENT_TOLERANCE.value,
+        on_error=_ON_ERROR.value, strict=_STRICT.value, overwrite=_OVERWRITE.value,
+        segment_tolerance=_SEGMENT_TOLERANCE.value,
         stream_dim=_STREAM_DIM.value, videos_per_shard=_VIDEOS_PER_SHARD.value, log_every=_LOG_EVERY.value,
         subset_map=converters.parse_subset_map(_SUBSET_MAP.value),
         class_names=converters.read_class_list(_CLASS_LIST.value) if _CLASS_LIST.value else None)

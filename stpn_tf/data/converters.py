@@ -42,6 +42,11 @@ Problems, each reported with the video id (``Problem.kind``):
   missing_features (annotated video without features), missing_annotation (features without annotation),
   unreadable_features, bad_shape (not [T, D] floats with the expected D), zero_length, stream_length_mismatch
   (rgb and flow row counts differ), non_finite (NaN or Inf).
+Real releases convert as they are: by default (``strict=False``) a problem that leaves the features usable,
+segment_out_of_range (the W-TALC THUMOS14 release has five videos with instances past the end of their features),
+is a warning instead and the instance is kept exactly as given, as W-TALC, HAM-Net and the other users of these
+releases keep it; zero-length (start == end) and repeated (same label and segment twice) instances are warnings in
+every mode. ``strict=True`` (``--strict``) makes segment_out_of_range a problem again.
 ``on_error="fail"`` raises `schema.DataFormatError` naming the video(s); ``"skip"`` leaves the video out (of the
 dataset and of ground_truth.json) and lists it in the report. Problems that make the whole input unusable
 (annotation files of different lengths, a feature count different from the annotation count in the positional
@@ -146,6 +151,8 @@ class ConversionOptions:
     log_every: progress is logged every this many videos.
     subset_map: input subset -> output split; None picks THUMOS14 or ActivityNet conventions.
     class_names: class list to use instead of the input's (JSON inputs: sorted labels by default).
+    strict: treat instances past the video's end (or before 0 s) as problems (the behaviour before issue 18);
+      False keeps them as given and reports a warning.
   """
   on_error: str = "fail"
   overwrite: bool = False
@@ -155,6 +162,7 @@ class ConversionOptions:
   log_every: int = 50
   subset_map: Optional[Dict[str, str]] = None
   class_names: Optional[List[str]] = None
+  strict: bool = False
 
   def __post_init__(self):
     if self.on_error not in ON_ERROR_CHOICES:
@@ -173,6 +181,7 @@ class ConversionReport:
   output_dir: str
   feature_rate: float
   on_error: str
+  strict: bool = False
   status: str = "running"                              # "complete" or "failed"
   error: Optional[str] = None
   subset_map: Dict[str, str] = dataclasses.field(default_factory=dict)
@@ -198,6 +207,7 @@ class ConversionReport:
     return {
         "status": self.status, "error": self.error, "format": self.format, "inputs": self.inputs,
         "output_dir": self.output_dir, "feature_rate": self.feature_rate, "on_error": self.on_error,
+        "strict": self.strict,
         "subset_map": self.subset_map, "num_annotated_videos": self.num_annotated_videos,
         "num_feature_videos": self.num_feature_videos, "written": self.written,
         "written_instances": self.written_instances, "not_converted": self.not_converted,
@@ -228,7 +238,10 @@ class ConversionReport:
     if self.num_skipped > _MAX_LISTED:
       lines.append(f"    ... and {self.num_skipped - _MAX_LISTED} more (see {REPORT_NAME})")
     if self.warnings:
-      lines.append(f"  warnings: {dict(collections.Counter(p.kind for p in self.warnings))} (see {REPORT_NAME})")
+      videos = len({p.video_id for p in self.warnings if p.video_id != "*"})
+      lines.append(f"  warnings: {len(self.warnings)} in {videos} videos "
+                   f"{dict(collections.Counter(p.kind for p in self.warnings))}, ground truth kept as given "
+                   f"(see {REPORT_NAME})")
     if self.estimated_feature_rate:
       lines.append(f"  median T / duration: {self.estimated_feature_rate:.4f} features/s")
     if "total" in self.seconds:
@@ -799,8 +812,37 @@ def _range_problems(video: VideoAnnotation, num_rows: int, feature_rate: float, 
                   f" s, tolerance {tolerance} s), e.g. {[list(b) for b in late[:3]]}")]
 
 
-def _warnings(video: VideoAnnotation, num_rows: int, feature_rate: float) -> List[Problem]:
+# Problems that leave the features usable: warnings (instances kept as given) unless ConversionOptions.strict.
+TOLERATED_KINDS = ("segment_out_of_range",)
+
+
+def _split_tolerated(found: Sequence[Problem], strict: bool) -> Tuple[List[Problem], List[Problem]]:
+  """(problems, warnings): without strict, the TOLERATED_KINDS become warnings that say the data is kept."""
+  if strict:
+    return list(found), []
+  problems = [p for p in found if p.kind not in TOLERATED_KINDS]
+  warnings = [dataclasses.replace(p, message=f"{p.message}; kept as given (--strict refuses it)")
+              for p in found if p.kind in TOLERATED_KINDS]
+  return problems, warnings
+
+
+def _instance_warnings(video: VideoAnnotation) -> List[Problem]:
+  """Zero-length and repeated instances: kept as given in every mode (the evaluator handles both)."""
   out = []
+  zero = [(s, e) for s, e in video.segments if s == e]
+  if zero:
+    out.append(Problem(video.video_id, "zero_length_instance", f"{len(zero)} instances start where they end, "
+                       f"e.g. {[list(z) for z in zero[:3]]} (kept as given)"))
+  counts = collections.Counter(zip(video.segment_labels, video.segments))
+  repeated = [(label, list(seg), n) for (label, seg), n in counts.items() if n > 1]
+  if repeated:
+    out.append(Problem(video.video_id, "repeated_instance", f"{len(repeated)} (label, segment) pairs appear more "
+                       f"than once, e.g. {repeated[:3]} (kept as given)"))
+  return out
+
+
+def _warnings(video: VideoAnnotation, num_rows: int, feature_rate: float) -> List[Problem]:
+  out = _instance_warnings(video)
   missing = sorted(set(video.segment_labels) - set(video.labels))
   if missing:
     out.append(Problem(video.video_id, "labels_mismatch",
@@ -892,19 +934,21 @@ def convert(annotations: Annotations, source, output_dir: str, feature_rate: flo
   class_index = {c: i for i, c in enumerate(annotations.class_names)}
   subset_map = options.subset_map or default_subset_map(v.subset for v in annotations.videos)
   report.subset_map = subset_map
+  report.strict = options.strict
   report.num_annotated_videos = len(annotations.videos)
   positional = isinstance(source, WtalcFeatures)
   report.num_feature_videos = len(source) if positional else len(source.ids())
 
   # Phase 1: everything decidable without reading features, for every video, so fail mode lists all of it.
-  todo, problems_of = [], collections.defaultdict(list)
+  todo, problems_of, warned_of = [], collections.defaultdict(list), collections.defaultdict(list)
+  range_checked = set()   # videos whose segment ends were checked against T in phase 1
   id_counts = collections.Counter(v.video_id for v in annotations.videos)
   for video in annotations.videos:
     split = subset_map.get(video.subset)
     if split is None:
       report.not_converted[video.subset] = report.not_converted.get(video.subset, 0) + 1
       continue
-    found = _annotation_problems(video, class_index, tol)
+    found, tolerated = _split_tolerated(_annotation_problems(video, class_index, tol), options.strict)
     if id_counts[video.video_id] > 1:
       # The same id twice (wtalc): neither row can be told apart in the ground truth, so both are problems.
       found.append(Problem(video.video_id, "duplicate_id", f"appears {id_counts[video.video_id]} times in "
@@ -915,8 +959,12 @@ def convert(annotations: Annotations, source, output_dir: str, feature_rate: flo
       # Segment ranges need T, which every source gives without reading the features.
       rows = source.num_rows(video)
       if rows:
-        found += _range_problems(video, rows, feature_rate, tol)
+        late, late_tolerated = _split_tolerated(_range_problems(video, rows, feature_rate, tol), options.strict)
+        found += late
+        tolerated += late_tolerated
+        range_checked.add(id(video))
     problems_of[id(video)] = found
+    warned_of[id(video)] = tolerated
     todo.append((split, video))
   extra = []
   if not positional:
@@ -944,7 +992,7 @@ def convert(annotations: Annotations, source, output_dir: str, feature_rate: flo
   total = len(todo)
   last_log = time.perf_counter()
   extra_manifest = {"converter": {"format": report.format, "inputs": report.inputs, "subset_map": subset_map,
-                                  "on_error": options.on_error, "report": REPORT_NAME,
+                                  "on_error": options.on_error, "strict": options.strict, "report": REPORT_NAME,
                                   "ground_truth": GROUND_TRUTH_NAME,
                                   "ambiguous": AMBIGUOUS_NAME if annotations.ambiguous is not None else None}}
   with schema.DatasetWriter(output_dir, annotations.class_names, feature_rate,
@@ -962,8 +1010,10 @@ def convert(annotations: Annotations, source, output_dir: str, feature_rate: flo
         except _VideoProblem as e:
           found = [Problem(video.video_id, e.kind, e.message)]
         timings["read_s"] += time.perf_counter() - t0
-        if not found:
-          found = _range_problems(video, rgb.shape[0], feature_rate, tol)
+        if not found and id(video) not in range_checked:   # phase 1 could not check: the source gave no T
+          found, late_tolerated = _split_tolerated(_range_problems(video, rgb.shape[0], feature_rate, tol),
+                                                   options.strict)
+          warned_of[id(video)] += late_tolerated
         if found:
           report.problems.extend(found)
           if options.on_error == "fail":
@@ -974,6 +1024,7 @@ def convert(annotations: Annotations, source, output_dir: str, feature_rate: flo
         source.release(video)
         continue
       num_rows = rgb.shape[0]
+      report.warnings.extend(warned_of[id(video)])
       report.warnings.extend(_warnings(video, num_rows, feature_rate))
       duration = video.duration if video.duration is not None else num_rows / feature_rate
       if video.duration:

@@ -296,7 +296,9 @@ def test_per_video_bad_input(tmp_path, case, mode):
   feature_dir = _write_per_video(tmp_path / "features", features, "joint")
   gt_path = _write_json(tmp_path / "gt.json", database)
   out = str(tmp_path / "out")
-  _expect_bad(lambda: converters.convert_per_video(feature_dir, gt_path, out, RATE, _options(on_error=mode)),
+  # strict: segment_out_of_range is a problem again (by default it is a warning: test_*_kept_as_given_*).
+  _expect_bad(lambda: converters.convert_per_video(feature_dir, gt_path, out, RATE,
+                                                   _options(on_error=mode, strict=True)),
               out, mode, "video_test_1", kind)
   if mode == "skip":
     # The other videos are all there, exactly; the bad one is in neither the dataset nor the ground truth.
@@ -444,7 +446,7 @@ def test_cli_skip_mode_prints_summary(tmp_path):
          f"--features_dir={feature_dir}", f"--ground_truth={gt_path}", f"--output_dir={out}",
          f"--feature_rate={RATE}", f"--stream_dim={DIM}", "--on_error=skip"]
   proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT))   # this checkout's stpn_tf
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "conversion complete" in proc.stdout and "skipped: 1 videos" in proc.stdout
   assert "video_validation_2: non_finite" in proc.stdout
@@ -473,13 +475,13 @@ def test_segment_tolerance_boundary_and_disabled(tmp_path):
   database = _gt_database()
   database["video_test_1"]["annotations"][2]["segment"] = [5.5, 10.6]
   gt_path = _write_json(tmp_path / "gt.json", database)
-  report = converters.convert_per_video(feature_dir, gt_path, str(tmp_path / "a"), RATE, _options())
-  assert report.num_skipped == 0
+  report = converters.convert_per_video(feature_dir, gt_path, str(tmp_path / "a"), RATE, _options(strict=True))
+  assert report.num_skipped == 0 and not report.warnings
   database["video_test_1"]["annotations"][2]["segment"] = [5.5, 500.0]
   gt_path = _write_json(tmp_path / "gt.json", database)
   report = converters.convert_per_video(feature_dir, gt_path, str(tmp_path / "b"), RATE,
-                                        _options(segment_tolerance=float("inf")))
-  assert report.num_skipped == 0
+                                        _options(segment_tolerance=float("inf"), strict=True))
+  assert report.num_skipped == 0 and not report.warnings
   gt = json.loads(open(os.path.join(str(tmp_path / "b"), converters.GROUND_TRUTH_NAME)).read())["database"]
   assert gt["video_test_1"]["annotations"][2]["segment"] == [5.5, 500.0]
 
@@ -532,3 +534,91 @@ def test_item10_rerun_replaces_a_failed_conversion(tmp_path):
   (other / "notes.txt").write_text("mine")
   with pytest.raises(FileExistsError, match="--overwrite"):
     converters.convert_per_video(feature_dir, gt_path, str(other), RATE, _options())
+
+
+# ------------------------------------------------------------------------------------------- real releases as they are
+
+
+def _past_the_end(videos=VIDEOS):
+  """The defect of five videos of the W-TALC THUMOS14 release (e.g. video_test_0000270: duration 176 s, features
+  of 275 rows = 176 s, an instance ending at 713.7 s): here a training and the test video get an instance ending
+  after both their duration and their features (+ the 1 s tolerance)."""
+  out = [dict(v) for v in videos]
+  out[0]["segments"] = [[0.5, 2.0], [3.0, 30.0]]           # 8 s video, 12 rows = 7.7 s
+  out[2]["segments"] = [[1.0, 3.25], [1.0, 3.25], [5.5, 713.7]]   # 9.6 s video, 15 rows = 9.6 s
+  return out
+
+
+def test_wtalc_annotations_past_the_end_are_kept_as_given_with_warnings(tmp_path):
+  videos = _past_the_end()
+  features_path, ann = _write_wtalc(tmp_path, videos)
+  out = str(tmp_path / "out")
+  report = converters.convert_wtalc(features_path, ann, out, None, _options())
+  assert report.written == {"train": 2, "test": 1} and report.num_skipped == 0 and not report.problems
+  assert [(w.video_id, w.kind) for w in report.warnings] == [("video_validation_1", "segment_out_of_range"),
+                                                              ("video_test_1", "segment_out_of_range")]
+  assert all("kept as given" in w.message for w in report.warnings)
+  # Every video and every instance exactly as given, in the dataset and in ground_truth.json.
+  on_disk = _check_dataset(out, videos, _joint(videos))
+  assert on_disk["warning_counts"] == {"segment_out_of_range": 2} and on_disk["strict"] is False
+  gt = json.loads(open(os.path.join(out, converters.GROUND_TRUTH_NAME)).read())["database"]
+  assert gt["video_test_1"]["annotations"][2]["segment"] == [5.5, 713.7]
+  summary = report.summary()
+  assert "conversion complete" in summary and "skipped: 0 videos" in summary
+  assert "warnings: 2 in 2 videos {'segment_out_of_range': 2}, ground truth kept as given" in summary
+
+
+@pytest.mark.parametrize("mode", ["fail", "skip"])
+def test_wtalc_annotations_past_the_end_strict_restores_the_refusal(tmp_path, mode):
+  videos = _past_the_end()
+  features_path, ann = _write_wtalc(tmp_path, videos)
+  out = str(tmp_path / "out")
+  run = lambda: converters.convert_wtalc(features_path, ann, out, None, _options(on_error=mode, strict=True))
+  if mode == "fail":
+    with pytest.raises(schema.DataFormatError) as info:
+      run()
+    assert "video_validation_1" in str(info.value) and "video_test_1" in str(info.value)   # both named
+    assert "segment_out_of_range" in str(info.value)
+    assert not os.path.exists(os.path.join(out, schema.MANIFEST_NAME))
+  else:
+    report = run()
+    assert report.written == {"train": 1} and report.num_skipped == 2
+
+
+def test_zero_length_and_repeated_instances_are_warnings(tmp_path):
+  videos = [dict(v) for v in VIDEOS]
+  videos[2] = dict(VIDEOS[2], labels_all=["CliffDiving", "Diving", "Golf"],
+                   labels=["CliffDiving", "Diving", "Diving", "Diving", "Golf"],
+                   segments=[[1.0, 3.25], [1.0, 3.25], [5.5, 9.0], [5.5, 9.0], [4.0, 4.0]])
+  features_path, ann = _write_wtalc(tmp_path, videos)
+  out = str(tmp_path / "out")
+  for strict in (False, True):
+    report = converters.convert_wtalc(features_path, ann, out, None, _options(strict=strict, overwrite=True))
+    assert report.num_skipped == 0
+    assert [(w.video_id, w.kind) for w in report.warnings] == [("video_test_1", "zero_length_instance"),
+                                                                ("video_test_1", "repeated_instance")]
+    _check_dataset(out, videos, _joint(videos))       # all five instances kept as given
+
+
+def test_unusable_input_still_stops_the_default_conversion(tmp_path):
+  # NaN features are unusable: the default (not strict) conversion stops and names the video.
+  videos = _past_the_end()
+  features = [_features(i, v["rows"]) for i, v in enumerate(videos)]
+  features[1][2, 3] = np.nan
+  features_path, ann = _write_wtalc(tmp_path, videos, features=features)
+  with pytest.raises(schema.DataFormatError, match="video_validation_2") as info:
+    converters.convert_wtalc(features_path, ann, str(tmp_path / "out"), None, _options())
+  assert "non_finite" in str(info.value) and "segment_out_of_range" not in str(info.value)
+
+
+def test_cli_strict_flag_refuses_annotations_past_the_end(tmp_path):
+  features_path, ann = _write_wtalc(tmp_path, _past_the_end())
+  out = str(tmp_path / "out")
+  cmd = [sys.executable, os.path.join(ROOT, "tools", "convert_features.py"), "--format=wtalc",
+         f"--features={features_path}", f"--annotations={ann}", f"--output_dir={out}", f"--stream_dim={DIM}",
+         "--strict"]
+  proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT))   # this checkout's stpn_tf
+  assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+  assert "video_test_1" in proc.stderr and "segment_out_of_range" in proc.stderr
+  assert json.loads(open(os.path.join(out, converters.REPORT_NAME)).read())["strict"] is True
