@@ -27,14 +27,19 @@ TASKS = {
     "bgm": ("bgm.gin", ["BGM.hidden_units = 8", "train_eval.batch_size = 2"]),
     "aumn": ("aumn.gin", ["AUMN.embedding_dim = 8", "AUMN.value_bottleneck = 4", "AUMN.key_reduction = 2",
                           "AUMN.num_templates = 3", "UniformPerturbedSampler.num_segments = 16",
-                          "train_eval.batch_size = 4"]),
+                          "train_eval.batch_size = 4", "aumn_detect.nms = 'soft_linear'"]),
+    # HAM-Net with the authors' code's inference (hamnet_authors.gin): repeats kept, floor_end, Gaussian soft-NMS.
     "hamnet": ("hamnet.gin", ["HAMNet.classifier_units = (8, 8)", "HAMNet.attention_units = 4",
-                              "UniformPerturbedSampler.num_segments = 16", "train_eval.batch_size = 4"]),
+                              "UniformPerturbedSampler.num_segments = 16", "train_eval.batch_size = 4",
+                              "hamnet_detect.nms = 'soft_gaussian'", "hamnet_detect.soft_nms_sigma = 0.3",
+                              "hamnet_detect.keep_repeated_proposals = True",
+                              "hamnet_detect.outer_window_rounding = 'floor_end'"]),
 }
 # Settings the export records (from the task's gin file), one check each.
 RECORDED = {"bgm": {"theta": 0.5, "fallback_to_top_class": True, "nms_threshold": 0.5},
-            "aumn": {"attention_threshold": None, "theta": 0.3, "nms_threshold": 0.3},
-            "hamnet": {"zeta": 0.2, "outer_ratio": 0.25, "smooth_window": 1}}
+            "aumn": {"attention_threshold": None, "theta": 0.3, "nms_threshold": 0.3, "nms": "soft_linear"},
+            "hamnet": {"zeta": 0.2, "outer_ratio": 0.25, "smooth_window": 1, "nms": "soft_gaussian",
+                       "soft_nms_sigma": 0.3, "keep_repeated_proposals": True, "outer_window_rounding": "floor_end"}}
 
 
 @pytest.fixture(scope="module", params=sorted(TASKS))
