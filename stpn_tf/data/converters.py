@@ -52,7 +52,8 @@ dataset and of ground_truth.json) and lists it in the report. Problems that make
 (annotation files of different lengths, a feature count different from the annotation count in the positional
 wtalc format, an unreadable file) always raise. Warnings never skip a video: video labels that do not cover the
 instance labels (THUMOS14 has 21 such videos), a duration far from T / feature_rate, a feature rate far from the
-median T / duration.
+median T / duration, zero-length and repeated instances (ActivityNet 1.2 has 10 and 21), and without ``strict``
+segment_out_of_range.
 
 The segment check accepts an end up to max(annotated duration, T / feature_rate) + ``segment_tolerance`` seconds
 (default 1 s): the features prove the video is at least T / rate long, and real annotation durations are often a

@@ -1,8 +1,12 @@
-"""Temporal IoU and class-wise greedy non-maximum suppression (NumPy only).
+"""Temporal IoU, class-wise greedy non-maximum suppression and soft-NMS (NumPy only).
 
 STPN (Nguyen et al. 2018, end of Sec. 3.4): "we perform non-maximum suppression among temporal proposals of each
 class independently to remove highly overlapped detections". The same class-wise NMS is used by Nguyen et al. 2019
 (overlap threshold 0.5), AUMN (0.3) and HAM-Net.
+
+`suppress` is the step every post-processor runs: greedy NMS (`class_wise_nms`) or Gaussian / linear soft-NMS
+(`class_wise_soft_nms`, Bodla et al. ICCV 2017; what HAM-Net's code, OpenWTAL and most later WTAL code use),
+chosen by `<model>_detect.nms`.
 
 Intervals are continuous [start, end] (length end - start). Proposals given as inclusive segment indices [s, e]
 must be passed as [s, e + 1] (or converted to seconds first), otherwise a one-segment proposal has length 0.

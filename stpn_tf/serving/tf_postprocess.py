@@ -26,6 +26,9 @@ and tie orders agree:
     inter > threshold * union on the interval [s, e + 1]), obtained the same way: suppression edges from a sorted
     sweep over class-shifted intervals, then the fixed point of "kept = not suppressed by a kept higher-ranked
     proposal" (rank: higher score, then lower proposal index);
+  * soft-NMS (`nms = 'soft_gaussian' | 'soft_linear'`) is `nms.class_wise_soft_nms`: one loop over all classes
+    whose selections and score products within each class are those of the NumPy per-class loops (other classes
+    get a factor of exactly 1); exp may differ from NumPy's by an ulp, so decayed scores agree to ~1e-15;
   * the output is sorted by descending score, ties by ascending proposal index (a stable sort of the kept indices).
 
 Settings are Python values fixed when the graph is traced (at export); tensors are per video, without a batch axis.
