@@ -7,7 +7,9 @@ STPN pipeline built from them.
 from stpn_tf.postprocess.components import connected_components
 from stpn_tf.postprocess.components import connected_components_batched
 from stpn_tf.postprocess.nms import class_wise_nms
+from stpn_tf.postprocess.nms import class_wise_soft_nms
 from stpn_tf.postprocess.nms import interval_iou
+from stpn_tf.postprocess.nms import suppress
 from stpn_tf.postprocess.proposals import interpolate
 from stpn_tf.postprocess.proposals import threshold_proposals
 from stpn_tf.postprocess.scoring import aumn_score

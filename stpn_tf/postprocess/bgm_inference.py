@@ -1,6 +1,6 @@
 """Detections of the background-modeling model (Nguyen, Ramanan, Fowlkes, ICCV 2019, Sec. 3.2; settings of Sec. 4.2).
 
-NumPy only; built from the shared blocks (proposals.threshold_proposals, scoring.bgm_score, nms.class_wise_nms).
+NumPy only; built from the shared blocks (proposals.threshold_proposals, scoring.bgm_score, nms.suppress).
 """
 
 from __future__ import annotations

@@ -423,8 +423,10 @@ def test_compiled_training_step_with_state(kwargs, tmp_path):
 # --- the authors'-code variant (gin_configs/hamnet_authors*.gin) -----------------------------------------------------
 
 
-def test_authors_gin_files_select_the_authors_code_choices():
+def test_authors_gin_files_select_the_authors_code_choices(tmp_path, monkeypatch):
   from stpn_tf import config
+  from tests import authors_gin
+  shipped = authors_gin.use_authors_gin(tmp_path, monkeypatch)
   config.parse_gin(["hamnet_authors.gin"], [], finalize=False)
   task = hamnet.HAMNet()
   assert task.model_kwargs["drop_threshold_mode"] == "relative" and task.dropped_logit_fill == "segment_min"
@@ -441,6 +443,9 @@ def test_authors_gin_files_select_the_authors_code_choices():
   assert query("hamnet_detect.keep_repeated_proposals") is True
   assert query("make_optimizer.learning_rate") == 1e-5 and query("make_optimizer.weight_decay") == 1e-3
   assert query("train_eval.batch_size") == 20
+  if shipped:
+    assert query("make_optimizer.weight_decay_mode") == "coupled"
+    assert query("make_optimizer.global_clipnorm") is None
   gin.clear_config()
   config.parse_gin(["hamnet_authors_activitynet.gin"], [], finalize=False)
   task = hamnet.HAMNet()
@@ -450,12 +455,14 @@ def test_authors_gin_files_select_the_authors_code_choices():
   assert query("hamnet_detect.nms") == "soft_gaussian" and query("train_eval.eval_tiou_thresholds")[0] == 0.5
 
 
-def test_train_binary_runs_hamnet_authors_gin_on_the_tiny_preset(tiny_dataset, tmp_path):
+def test_train_binary_runs_hamnet_authors_gin_on_the_tiny_preset(tiny_dataset, tmp_path, monkeypatch):
   """`python -m stpn_tf.train --gin_file=hamnet_authors.gin` on the tiny preset (small widths): train, evaluate."""
   import json
   from absl import flags
   from absl.testing import flagsaver
   from stpn_tf import train
+  from tests import authors_gin
+  authors_gin.use_authors_gin(tmp_path, monkeypatch)
   model_dir = tmp_path / "model"
   params = ["train_eval.batch_size = 4", "train_eval.checkpoint_every = 2", "train_eval.steps_per_loop = 1",
             "HAMNet.classifier_units = (16, 16)", "HAMNet.attention_units = 8",
