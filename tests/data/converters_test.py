@@ -612,6 +612,7 @@ def test_unusable_input_still_stops_the_default_conversion(tmp_path):
 
 
 def test_cli_strict_flag_refuses_annotations_past_the_end(tmp_path):
+  # A subprocess: the tool's flags (--output_dir, --ground_truth, ...) clash with other binaries' in this process.
   features_path, ann = _write_wtalc(tmp_path, _past_the_end())
   out = str(tmp_path / "out")
   cmd = [sys.executable, os.path.join(ROOT, "tools", "convert_features.py"), "--format=wtalc",
