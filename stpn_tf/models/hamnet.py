@@ -47,6 +47,9 @@ Decisions where the paper is silent, ambiguous or has a typo (also in BUILD_NOTE
   * Initialization is not given: Keras defaults by default (`kernel_initializer = 'glorot_uniform'`,
     `bias_initializer = 'zeros'`); the authors' code uses kaiming_uniform_(nonlinearity='leaky_relu', a = 0) with
     zero biases on every convolution (utils/utils.py `init_weights`): `'kaiming_uniform_leaky_relu'` for both.
+  * ActivityNet: the paper average-pools "the final CAS" in post-processing (`hamnet_detect.smooth_window`); the
+    authors' code pools the CAS and the attention inside the model, in training too, with zero padding counted
+    (system/system_anet.py, AvgPool1d(17)): `pool_window = 17`.
   * Widths of the temporal convolutions, dropout and the nonlinearity between the attention convolutions are not given
     (gin-bound, documented in gin_configs/hamnet.gin).
   * Attention collapse (ours, `center_features`): trained as printed with Adam on the built-in data, the soft
@@ -213,6 +216,45 @@ class HybridAttention(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="stpn_tf")
+class ZeroPaddedAveragePool(keras.layers.Layer):
+  """The authors' code's in-model smoothing on ActivityNet (system/system_anet.py, --rat2):
+  AvgPool1d(window, stride 1, padding window // 2, count_include_pad=True) along time, on the CAS and on the
+  attention, in training and at test.
+
+      out_t = (1 / w) * sum_{|u - t| <= w // 2} x_u,   x_u = 0 outside the video (and on padded rows)
+
+  Padded rows are zeroed before (so a padded batch gives the same values on its real rows as the video alone:
+  torch's zero padding beyond the end) and after. Inputs: [values [B, T] or [B, T, C], mask [B, T]]; same shape out.
+  """
+
+  def __init__(self, window: int = 1, **kwargs):
+    super().__init__(**kwargs)
+    if isinstance(window, bool) or int(window) != window or window < 1 or window % 2 == 0:
+      raise ValueError(f"the pooling window must be an odd integer >= 1, got {window!r}")
+    self.window = int(window)
+
+  def call(self, inputs):
+    values, mask = inputs
+    values = masking.apply_mask(values, mask)
+    if self.window == 1:
+      return values
+    squeeze = values.shape.rank == 2
+    x = values[..., None] if squeeze else values                                # [B, T, C]
+    half = self.window // 2
+    sums = tf.cumsum(tf.pad(x, [[0, 0], [half + 1, half], [0, 0]]), axis=1)     # [B, T + 2 half + 1, C]
+    pooled = (sums[:, self.window:] - sums[:, :-self.window]) / float(self.window)   # [B, T, C]
+    return masking.apply_mask(pooled[..., 0] if squeeze else pooled, mask)
+
+  def compute_mask(self, inputs, mask=None):
+    return None
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(window=self.window)
+    return config
+
+
+@keras.saving.register_keras_serializable(package="stpn_tf")
 class VideoScores(keras.layers.Layer):
   """Eqs. 5-6 at inference: v^attn = top-k mean of s * a (Eq. 5), p^attn = softmax over the C+1 classes (Eq. 6).
 
@@ -243,7 +285,7 @@ def build_model(feature_dim: int, num_classes: int, *, top_k: Union[int, float] 
                 negative_slope: float = 0.2, dropout: float = 0.7, kernel_size: int = 3,
                 center_features: bool = False, drop_threshold_mode: str = "absolute", attention_depth: int = 2,
                 kernel_initializer: str = "glorot_uniform", bias_initializer: str = "zeros",
-                name: str = "hamnet") -> keras.Model:
+                pool_window: int = 1, name: str = "hamnet") -> keras.Model:
   """The HAM-Net network as a Keras functional model.
 
   Inputs: {"features": [B, T, D] (RGB and flow concatenated), "mask": [B, T]}.
@@ -269,6 +311,8 @@ def build_model(feature_dim: int, num_classes: int, *, top_k: Union[int, float] 
     attention_depth: 2 (paper: TConv3 -> attention_units, TConv3 -> 1) or 3 (authors' code: TConv3 ->
       attention_units, TConv3 -> attention_units, TConv1 -> 1).
     kernel_initializer, bias_initializer: scheme names of stpn_tf/layers/initializers.py, for every layer.
+    pool_window: odd window of the zero-padded average pooling applied to the CAS and the attention inside the
+      model (`ZeroPaddedAveragePool`; the authors' ActivityNet code: 17); 1 = none (paper).
     name: model name.
   """
   if len(classifier_units) != 2:
@@ -291,7 +335,8 @@ def build_model(feature_dim: int, num_classes: int, *, top_k: Union[int, float] 
     width = units                                                              # h: [B, T, units]
   h = keras.layers.Dropout(dropout, name="cls_dropout")(h)
   cas = keras.layers.Dense(num_classes + 1, name="cls_fc", **init(width))(h)  # [B, T, C+1]
-  cas = temporal.ApplyMask(name="cas")([cas, mask])
+  cas = temporal.ApplyMask(name="cas")([cas, mask]) if pool_window == 1 else \
+      ZeroPaddedAveragePool(pool_window, name="cas", dtype="float32")([cas, mask])   # cumsum in float32
   # Attention branch, Eq. 4: two temporal convolutions followed by a sigmoid (the authors' code: three).
   g = temporal.MaskedTemporalConv1D(attention_units, kernel_size, activation=attention_activation,
                                     negative_slope=negative_slope, name="att_conv1",
@@ -308,6 +353,8 @@ def build_model(feature_dim: int, num_classes: int, *, top_k: Union[int, float] 
   # From the sigmoid on, float32 under any mixed-precision policy (training/precision.py): these layers are cheap.
   f32 = "float32"
   attention = temporal.ApplyMask(squeeze_last=True, name="attention", dtype=f32)([g, mask])   # [B, T], 0 on padding
+  if pool_window != 1:
+    attention = ZeroPaddedAveragePool(pool_window, name="attention_pool", dtype=f32)([attention, mask])
   semi_soft, hard = HybridAttention(gamma, drop_mode, threshold_mode=drop_threshold_mode, name="hybrid_attention",
                                     dtype=f32)([attention, mask])
   logits, probabilities = VideoScores(top_k, name="video_scores", dtype=f32)([cas, attention, mask])
@@ -441,6 +488,8 @@ class HAMNet:
       kept), see `drop_masks`.
     dropped_logit_fill: "zero" (paper) or "segment_min" (authors' code), see `guided_cas`.
     attention_depth: 2 (paper) or 3 (authors' code), see `build_model`.
+    pool_window: in-model average pooling of the CAS and the attention (authors' ActivityNet code: 17; 1 = none,
+      the paper), see `ZeroPaddedAveragePool`.
     kernel_initializer, bias_initializer: initialization scheme names (stpn_tf/layers/initializers.py);
       'glorot_uniform' / 'zeros' are the Keras defaults, 'kaiming_uniform_leaky_relu' for both is the authors' code.
     classifier_units, attention_units, attention_activation, negative_slope, dropout, center_features: see
@@ -459,7 +508,7 @@ class HAMNet:
                attention_units: int = 512, attention_activation: str = "leaky_relu", negative_slope: float = 0.2,
                dropout: float = 0.7, center_features: bool = False, streams: Sequence[str] = ("rgb", "flow"),
                drop_threshold_mode: str = "absolute", dropped_logit_fill: str = "zero", attention_depth: int = 2,
-               kernel_initializer: str = "glorot_uniform", bias_initializer: str = "zeros"):
+               kernel_initializer: str = "glorot_uniform", bias_initializer: str = "zeros", pool_window: int = 1):
     unknown = set(loss_terms) - set(LOSS_TERMS)
     if unknown or not loss_terms:
       raise ValueError(f"HAMNet.loss_terms must be a non-empty subset of {LOSS_TERMS}, got {loss_terms!r}")
@@ -493,7 +542,8 @@ class HAMNet:
                              negative_slope=float(negative_slope), dropout=float(dropout),
                              center_features=bool(center_features), drop_threshold_mode=drop_threshold_mode,
                              attention_depth=int(attention_depth), kernel_initializer=str(kernel_initializer),
-                             bias_initializer=str(bias_initializer))
+                             bias_initializer=str(bias_initializer), pool_window=pool_window)
+    ZeroPaddedAveragePool(pool_window)      # validates the window
 
   @property
   def networks(self):

@@ -201,6 +201,37 @@ def test_attention_depth_three_is_the_authors_branch():
     hamnet.HAMNet(attention_depth=4)
 
 
+def test_zero_padded_average_pool_of_the_authors_activitynet_code():
+  # Window 3, zero padding counted: [1, 2, 3, 4] -> [(0+1+2)/3, (1+2+3)/3, (2+3+4)/3, (3+4+0)/3]; the padded row (9)
+  # counts as 0 and stays 0.
+  values = np.array([[1., 2., 3., 4., 9.]], np.float32)
+  mask = np.array([[1., 1., 1., 1., 0.]], np.float32)
+  pooled = hamnet.ZeroPaddedAveragePool(3)([values, mask]).numpy()
+  np.testing.assert_allclose(pooled, [[1., 2., 3., 7 / 3, 0.]], rtol=1e-6)
+  pooled = hamnet.ZeroPaddedAveragePool(3)([values[..., None] * [1., 10.], mask]).numpy()     # [B, T, C]
+  np.testing.assert_allclose(pooled[0, :, 1], [10., 20., 30., 70 / 3, 0.], rtol=1e-6)
+  # In the model: the CAS and the attention are pooled; a padded batch gives the video's own values.
+  model = hamnet.build_model(6, 2, classifier_units=(8, 8), attention_units=4, pool_window=5)
+  rng = np.random.default_rng(1)
+  features = rng.random((1, 9, 6), np.float32)
+  alone = model({"features": features, "mask": np.ones((1, 9), np.float32)})
+  padded = model({"features": np.concatenate([features, rng.random((1, 3, 6), np.float32)], 1),
+                  "mask": np.concatenate([np.ones((1, 9)), np.zeros((1, 3))], 1).astype(np.float32)})
+  for key in ("cas", "attention"):
+    np.testing.assert_allclose(padded[key].numpy()[0, :9], alone[key].numpy()[0], atol=1e-6)
+  raw = hamnet.build_model(6, 2, classifier_units=(8, 8), attention_units=4)
+  for layer in raw.layers:
+    if layer.weights:
+      layer.set_weights(model.get_layer(layer.name).get_weights())
+  a = raw({"features": features, "mask": np.ones((1, 9), np.float32)})["attention"].numpy()[0]
+  np.testing.assert_allclose(alone["attention"].numpy()[0, 4], a[2:7].mean(), rtol=1e-5)
+  np.testing.assert_allclose(alone["attention"].numpy()[0, 0], a[:3].sum() / 5, rtol=1e-5)
+  clone = keras.Model.from_config(model.get_config())
+  assert clone.get_layer("attention_pool").window == 5
+  with pytest.raises(ValueError, match="pooling window"):
+    hamnet.HAMNet(pool_window=4)
+
+
 def test_kaiming_uniform_initialization_of_the_authors_code():
   # kaiming_uniform_(nonlinearity='leaky_relu', a=0): U(+-sqrt(6 / fan_in)), fan_in = kernel size * input width;
   # zero biases. cls_conv1: fan_in 3 * 64 = 192, bound 0.1768; cls_fc: fan_in 256, bound 0.1531.
@@ -281,7 +312,7 @@ def test_network_input_concatenates_rgb_and_flow():
 ABLATIONS = ([dict(loss_terms=terms) for terms in hamnet.TABLE1_ROWS.values()]
              + [dict(drop_mode="random"), dict(drop_mode="inverse"), dict(normalize_labels=True), dict(top_k=3),
                 dict(drop_threshold_mode="relative", dropped_logit_fill="segment_min", attention_depth=3,
-                     kernel_initializer="kaiming_uniform_leaky_relu", bias_initializer="zeros"),
+                     kernel_initializer="kaiming_uniform_leaky_relu", bias_initializer="zeros", pool_window=3),
                 dict(streams=("flow",)), dict(attention_activation="relu"), dict(center_features=True)])
 
 
@@ -451,7 +482,8 @@ def test_authors_gin_files_select_the_authors_code_choices(tmp_path, monkeypatch
   task = hamnet.HAMNet()
   assert task.weights == {"bcl": 0.125, "sal": 1.0, "ssal": 1.0, "hal": 0.125, "sparse": 0.5, "guide": 0.1}
   assert task.top_k == 0.05 and task.model_kwargs["dropout"] == 0.5 and task.model_kwargs["attention_depth"] == 3
-  assert query("UniformPerturbedSampler.num_segments") == 80 and query("hamnet_detect.smooth_window") == 17
+  assert query("UniformPerturbedSampler.num_segments") == 80 and query("hamnet_detect.smooth_window") == 1
+  assert task.model_kwargs["pool_window"] == 17
   assert query("hamnet_detect.nms") == "soft_gaussian" and query("train_eval.eval_tiou_thresholds")[0] == 0.5
 
 
