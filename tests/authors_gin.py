@@ -12,7 +12,6 @@ import os
 import warnings
 
 from stpn_tf import config
-from stpn_tf.training import trainer
 
 AUTHORS_FILES = ("hamnet_authors.gin", "hamnet_authors_activitynet.gin")
 _NEEDED = ("weight_decay_mode", "global_clipnorm")
@@ -20,8 +19,17 @@ _BLOCK_START = "# --- needs make_optimizer."
 _BLOCK_END = "# --- end"
 
 
+def _make_optimizer():
+  try:   # issue 17 moves it to stpn_tf/training/optimizers.py
+    from stpn_tf.training import optimizers  # pylint: disable=import-outside-toplevel
+    return optimizers.make_optimizer
+  except ImportError:
+    from stpn_tf.training import trainer  # pylint: disable=import-outside-toplevel
+    return trainer.make_optimizer
+
+
 def optimizer_has_authors_options() -> bool:
-  return all(p in inspect.signature(trainer.make_optimizer).parameters for p in _NEEDED)
+  return all(p in inspect.signature(_make_optimizer()).parameters for p in _NEEDED)
 
 
 def use_authors_gin(tmp_path, monkeypatch) -> bool:
