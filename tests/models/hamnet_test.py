@@ -454,10 +454,8 @@ def test_compiled_training_step_with_state(kwargs, tmp_path):
 # --- the authors'-code variant (gin_configs/hamnet_authors*.gin) -----------------------------------------------------
 
 
-def test_authors_gin_files_select_the_authors_code_choices(tmp_path, monkeypatch):
+def test_authors_gin_files_select_the_authors_code_choices():
   from stpn_tf import config
-  from tests import authors_gin
-  shipped = authors_gin.use_authors_gin(tmp_path, monkeypatch)
   config.parse_gin(["hamnet_authors.gin"], [], finalize=False)
   task = hamnet.HAMNet()
   assert task.model_kwargs["drop_threshold_mode"] == "relative" and task.dropped_logit_fill == "segment_min"
@@ -473,10 +471,9 @@ def test_authors_gin_files_select_the_authors_code_choices(tmp_path, monkeypatch
   assert query("hamnet_detect.outer_window_rounding") == "floor_end"
   assert query("hamnet_detect.keep_repeated_proposals") is True
   assert query("make_optimizer.learning_rate") == 1e-5 and query("make_optimizer.weight_decay") == 1e-3
-  assert query("train_eval.batch_size") == 20
-  if shipped:
-    assert query("make_optimizer.weight_decay_mode") == "coupled"
-    assert query("make_optimizer.global_clipnorm") is None
+  assert query("train_eval.batch_size") == 20 and query("make_optimizer.weight_decay_mode") == "coupled"
+  assert query("make_optimizer.global_clipnorm") is None
+  assert tuple(query("train_eval.eval_tiou_thresholds")) == (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
   gin.clear_config()
   config.parse_gin(["hamnet_authors_activitynet.gin"], [], finalize=False)
   task = hamnet.HAMNet()
@@ -485,16 +482,34 @@ def test_authors_gin_files_select_the_authors_code_choices(tmp_path, monkeypatch
   assert query("UniformPerturbedSampler.num_segments") == 80 and query("hamnet_detect.smooth_window") == 1
   assert task.model_kwargs["pool_window"] == 17
   assert query("hamnet_detect.nms") == "soft_gaussian" and query("train_eval.eval_tiou_thresholds")[0] == 0.5
+  assert query("make_optimizer.weight_decay_mode") == "coupled" and query("train_eval.batch_size") == 20
 
 
-def test_train_binary_runs_hamnet_authors_gin_on_the_tiny_preset(tiny_dataset, tmp_path, monkeypatch):
+# The code's choices both authors' files set (the ActivityNet one repeats them: it cannot include hamnet_authors.gin).
+SHARED_AUTHORS_CHOICES = ("HAMNet.attention_depth", "HAMNet.kernel_initializer", "HAMNet.bias_initializer",
+                          "HAMNet.drop_threshold_mode", "HAMNet.dropped_logit_fill", "HAMNet.normalize_labels",
+                          "hamnet_detect.class_threshold", "hamnet_detect.attention_thresholds",
+                          "hamnet_detect.keep_repeated_proposals", "hamnet_detect.outer_window_rounding",
+                          "hamnet_detect.nms", "hamnet_detect.soft_nms_sigma", "hamnet_detect.soft_nms_score_floor",
+                          "hamnet_detect.soft_nms_top_n")
+
+
+def test_the_two_authors_files_agree_on_the_shared_choices():
+  from stpn_tf import config
+  values = []
+  for name in ("hamnet_authors.gin", "hamnet_authors_activitynet.gin"):
+    gin.clear_config()
+    config.parse_gin([name], [], finalize=False)
+    values.append({key: gin.query_parameter(key) for key in SHARED_AUTHORS_CHOICES})
+  assert values[0] == values[1]
+
+
+def test_train_binary_runs_hamnet_authors_gin_on_the_tiny_preset(tiny_dataset, tmp_path):
   """`python -m stpn_tf.train --gin_file=hamnet_authors.gin` on the tiny preset (small widths): train, evaluate."""
   import json
   from absl import flags
   from absl.testing import flagsaver
   from stpn_tf import train
-  from tests import authors_gin
-  authors_gin.use_authors_gin(tmp_path, monkeypatch)
   model_dir = tmp_path / "model"
   params = ["train_eval.batch_size = 4", "train_eval.checkpoint_every = 2", "train_eval.steps_per_loop = 1",
             "HAMNet.classifier_units = (16, 16)", "HAMNet.attention_units = 8",
