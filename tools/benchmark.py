@@ -241,20 +241,21 @@ def bench_train(model, sizes, num_classes=20, authors=False, precision="float32"
     # Variable-length (bucketed) batches: FLOPs at the mean padded length, what the step really computes.
     segments = int(round(np.mean(widths)))
     shape = dominant_shape(model, task, batch, segments)
-    ceiling_before = matmul_rate(*shape)
+    seconds = 0.2 if _QUICK.value else 1.0
+    ceiling_before = matmul_rate(*shape, seconds=seconds)
     it = iter(ds)
     trainer.train_steps(it, 2)
     rates = _rate(trainer, it, batch, sizes)
     memory = iter(memory_ds)
-    trainer.train_steps(memory, 6)     # compiles every bucket of the 4 batches
+    trainer.train_steps(memory, 4 if _QUICK.value else 6)     # compiles every bucket of the 4 batches
     step_rates = _rate(trainer, memory, batch, sizes)
     uncached = []
-    if model == "stpn":                # the decode-once cache's effect (issue 20 item 2)
+    if model == "stpn" and not _QUICK.value:   # the decode-once cache's effect (issue 20 item 2)
       it = iter(pipeline.make_train_dataset(data, batch_size=batch, streams=task.streams, seed=0))
       trainer.train_steps(it, 2)
       uncached = _rate(trainer, it, batch, sizes)
-    ceiling_after = matmul_rate(*shape)
-    ceiling_bf16 = matmul_rate(*shape, dtype="bfloat16") if precision == "mixed_bfloat16" else None
+    ceiling_after = matmul_rate(*shape, seconds=seconds)
+    ceiling_bf16 = matmul_rate(*shape, seconds=seconds, dtype="bfloat16") if precision == "mixed_bfloat16" else None
     flops = flops_per_video(task, trainer.models, batch, segments, num_classes=num_classes)
     gin.clear_config()
   ceiling = (ceiling_before + ceiling_after) / 2
