@@ -207,7 +207,8 @@ def dominant_shape(model, task, batch, segments, dim=1024):
 
 
 # HAM-Net at the authors' code's widths (issue 20): 2048/2048, attention 512, batch 20 x 500 segments x 2048.
-AUTHORS_WIDTHS = ("HAMNet.classifier_units = (2048, 2048)", "HAMNet.attention_units = 512", "train_eval.batch_size = 20")
+AUTHORS_WIDTHS = ("HAMNet.classifier_units = (2048, 2048)", "HAMNet.attention_units = 512",
+                  "train_eval.batch_size = 20")
 PRECISION_SUFFIX = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
