@@ -34,6 +34,8 @@ _QUICK = flags.DEFINE_bool("quick", False, "tiny sizes and few repetitions: a sm
 _ONLY = flags.DEFINE_list("only", [], "benchmarks to run (default: all).")
 _OUTPUT_JSON = flags.DEFINE_string("output_json", None, "where to write the results.")
 _CHILD = flags.DEFINE_string("child", None, "internal: run one benchmark and print its JSON.")
+_GIN_PARAM = flags.DEFINE_multi_string("gin_param", [], "extra gin bindings for the training benchmarks, e.g. "
+                                       "'train_eval.jit_compile = True'.")
 
 MODEL_GIN = {"stpn": "stpn.gin", "bgm": "bgm.gin", "aumn": "aumn.gin", "hamnet": "hamnet.gin"}
 FEATURE_RATE = 25.0 / 16.0
@@ -230,7 +232,7 @@ def bench_train(model, sizes, num_classes=20, authors=False, precision="float32"
   import numpy as np
   import tensorflow as tf
   from stpn_tf.data import pipeline
-  bindings = AUTHORS_WIDTHS if authors else ()
+  bindings = (AUTHORS_WIDTHS if authors else ()) + tuple(_GIN_PARAM.value)
   with tempfile.TemporaryDirectory() as tmp:
     data = _random_dataset(os.path.join(tmp, "data"), sizes["videos"], sizes["length"], num_classes=num_classes)
     task, trainer, batch = _task_and_trainer(model, data, _QUICK.value, bindings, precision)
@@ -464,6 +466,7 @@ def main(argv):
   for name in names:
     start = time.time()
     cmd = [sys.executable, os.path.abspath(__file__), f"--child={name}"] + (["--quick"] if _QUICK.value else [])
+    cmd += [f"--gin_param={b}" for b in _GIN_PARAM.value]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [l for l in proc.stdout.splitlines() if l.startswith("BENCHMARK_RESULT ")]
     if proc.returncode != 0 or not lines:
@@ -472,7 +475,7 @@ def main(argv):
       results[name] = json.loads(lines[-1][len("BENCHMARK_RESULT "):])
     print(f"{name:<18} {results[name]['value']!s:>12.12} {results[name]['unit']:<12} "
           f"({time.time() - start:.0f} s)", flush=True)
-  report = {"machine": dict(_machine(), load_average_at_start=load_at_start,
+  report = {"machine": dict(_machine(), load_average_at_start=load_at_start, gin_params=list(_GIN_PARAM.value),
                             load_average_at_end=list(os.getloadavg())), "results": results}
   square = (results.get("matmul_gflops") or {}).get("value")
   for name, r in results.items():   # beside the in-process layer-shape ceiling: the run's square-matmul one
