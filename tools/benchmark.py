@@ -162,6 +162,7 @@ def flops_per_video(task, models, batch, num_segments, num_classes=20, dim=1024)
   unused input gradients are not.
   """
   import tensorflow as tf
+  from stpn_tf.training import precision
   spec = {s: tf.TensorSpec([batch, num_segments, dim], tf.float32) for s in task.streams}
   spec.update(mask=tf.TensorSpec([batch, num_segments], tf.float32),
               labels=tf.TensorSpec([batch, num_classes], tf.float32))
@@ -170,7 +171,7 @@ def flops_per_video(task, models, batch, num_segments, num_classes=20, dim=1024)
 
     def step(inputs, model=model, name=name):
       with tf.GradientTape() as tape:
-        outputs = model(task.network_inputs(name, inputs), training=True)
+        outputs = precision.to_float32(model(task.network_inputs(name, inputs), training=True))   # as the Trainer
         loss = tf.reduce_sum(task.losses(name, outputs, inputs)["total"])
       return loss, tape.gradient(loss, model.trainable_variables)   # the step returns its losses too
 
