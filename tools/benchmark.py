@@ -34,7 +34,7 @@ _QUICK = flags.DEFINE_bool("quick", False, "tiny sizes and few repetitions: a sm
 _ONLY = flags.DEFINE_list("only", [], "benchmarks to run (default: all).")
 _OUTPUT_JSON = flags.DEFINE_string("output_json", None, "where to write the results.")
 _CHILD = flags.DEFINE_string("child", None, "internal: run one benchmark and print its JSON.")
-_GIN_PARAM = flags.DEFINE_multi_string("gin_param", [], "extra gin bindings for the training benchmarks, e.g. "
+_GIN_PARAM = flags.DEFINE_multi_string("binding", [], "extra gin bindings for the training benchmarks, e.g. "
                                        "'train_eval.jit_compile = True'.")
 
 MODEL_GIN = {"stpn": "stpn.gin", "bgm": "bgm.gin", "aumn": "aumn.gin", "hamnet": "hamnet.gin"}
@@ -467,7 +467,7 @@ def main(argv):
   for name in names:
     start = time.time()
     cmd = [sys.executable, os.path.abspath(__file__), f"--child={name}"] + (["--quick"] if _QUICK.value else [])
-    cmd += [f"--gin_param={b}" for b in _GIN_PARAM.value]
+    cmd += [f"--binding={b}" for b in _GIN_PARAM.value]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [l for l in proc.stdout.splitlines() if l.startswith("BENCHMARK_RESULT ")]
     if proc.returncode != 0 or not lines:
