@@ -26,9 +26,9 @@ def test_quick_benchmark_schema(tmp_path):
   assert "| train_stpn |" in proc.stdout
 
 
-def _benchmark_module():
+def _flops_module():
   import importlib.util
-  spec = importlib.util.spec_from_file_location("benchmark_tool", os.path.join(ROOT, "tools", "benchmark.py"))
+  spec = importlib.util.spec_from_file_location("flops_tool", os.path.join(ROOT, "tools", "flops.py"))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -36,7 +36,7 @@ def _benchmark_module():
 
 def test_graph_flops_counts_what_the_step_runs_not_unused_input_gradients():
   import tensorflow as tf
-  benchmark = _benchmark_module()
+  flops = _flops_module()
   b, t, d, h = 2, 5, 12, 7
   w1 = tf.Variable(tf.ones([3, d, h]))    # a first layer: a kernel-3 temporal convolution
   w2 = tf.Variable(tf.ones([h, 4]))
@@ -54,7 +54,7 @@ def test_graph_flops_counts_what_the_step_runs_not_unused_input_gradients():
   expected += fc                      # dY = dZ W2^T, needed by dW1
   # Not run: the first layer's input gradient (Conv2DBackpropInput, another `conv`): nothing uses it, so it is
   # pruned before the step runs, but a profile of the whole traced graph counts it.
-  counted = benchmark.graph_flops(graph)
+  counted = flops.graph_flops(graph)
   assert expected <= counted <= expected + b * t * 4, (counted, expected)      # + the sum's additions
   options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
   options["output"] = "none"

@@ -9,7 +9,7 @@ a temporary directory, and reports the median of several repetitions after a war
 Training figures (`train_<model>[_c<C>][_authors][_bf16]`): videos/s end to end (input pipeline included) and of
 the step alone (batches held in memory), each as a fraction of a ceiling measured in the same process just before
 and after, a float32 matmul at the model's dominant layer shape, from the FLOPs the compiled step really runs
-(`graph_flops`); also as a fraction of the run's large square matmul (`matmul_gflops`). "machine" holds the CPU
+(`tools/flops.py`); also as a fraction of the run's large square matmul (`matmul_gflops`). "machine" holds the CPU
 model, the date, the commit and the load average at the start and end: on a shared machine the fractions hold
 within one run only. The full table (a quiet machine, ~30-40 min):
   python tools/benchmark.py --output_json=/tmp/bench.json
@@ -26,6 +26,8 @@ import time
 
 from absl import app
 from absl import flags
+
+import flops   # tools/flops.py, beside this script
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -125,37 +127,9 @@ def _task_and_trainer(model, data_dir, quick, bindings=(), precision="float32"):
                                precision=precision), batch
 
 
-def graph_flops(graph) -> int:
-  """FLOPs of the ops a function graph really runs: those its outputs (and control outputs) depend on.
-
-  A gradient function computes every input's gradient, e.g. a first layer's gradient with respect to the raw
-  features, which nothing uses; Grappler and XLA prune those before running the step, so counting every op of
-  the traced graph (tf.compat.v1.profiler on the whole graph) overcounts (HAM-Net: 7.69 counted vs 5.33 GFLOP
-  per video run). Here only the ops reachable backwards from the outputs are summed, each with TensorFlow's
-  registered FLOP statistics (MatMul, Conv2D and its backprops, BatchMatMul, elementwise ops; 0 if none).
-  """
-  from tensorflow.python.framework import ops as tf_ops  # pylint: disable=import-outside-toplevel
-  pending = [t.op for t in graph.outputs] + list(graph.control_outputs)
-  seen = set()
-  total = 0
-  while pending:
-    op = pending.pop()
-    if op.name in seen:
-      continue
-    seen.add(op.name)
-    try:
-      stats = tf_ops.get_stats_for_node_def(graph, op.node_def, "flops")
-      total += int(stats.value or 0)
-    except ValueError:   # shapes unknown: not counted
-      pass
-    pending.extend(t.op for t in op.inputs)
-    pending.extend(op.control_inputs)
-  return total
-
-
 def flops_per_video(task, models, batch, num_segments, num_classes=20, dim=1024):
   """FLOPs of one training step per video (forward, loss and the gradients of every network's variables, at
-  batch x num_segments), from the ops the step graph really runs (`graph_flops`), divided by the batch size.
+  batch x num_segments), from the ops the step graph really runs (`tools/flops.py`), divided by the batch size.
 
   AUMN's per-template value encoder (applied to K templates, not T segments) and HAM-Net's input gradients of
   inner layers are counted as they are computed, which a parameter-count estimate gets wrong; the first layers'
@@ -175,7 +149,7 @@ def flops_per_video(task, models, batch, num_segments, num_classes=20, dim=1024)
         loss = tf.reduce_sum(task.losses(name, outputs, inputs)["total"])
       return loss, tape.gradient(loss, model.trainable_variables)   # the step returns its losses too
 
-    total += graph_flops(tf.function(step).get_concrete_function(spec).graph)
+    total += flops.graph_flops(tf.function(step).get_concrete_function(spec).graph)
   return total / batch
 
 
@@ -260,12 +234,12 @@ def bench_train(model, sizes, num_classes=20, authors=False, precision="float32"
       uncached = _rate(trainer, it, batch, sizes)
     ceiling_after = matmul_rate(*shape, seconds=seconds)
     ceiling_bf16 = matmul_rate(*shape, seconds=seconds, dtype="bfloat16") if precision == "mixed_bfloat16" else None
-    flops = flops_per_video(task, trainer.models, batch, segments, num_classes=num_classes)
+    step_flops = flops_per_video(task, trainer.models, batch, segments, num_classes=num_classes)
     gin.clear_config()
   ceiling = (ceiling_before + ceiling_after) / 2
-  ceiling_videos = ceiling * 1e9 / flops
+  ceiling_videos = ceiling * 1e9 / step_flops
   median = lambda v: sorted(v)[len(v) // 2]
-  extra = dict(flops_per_video=flops, segments=segments, num_classes=num_classes, batch_size=batch,
+  extra = dict(flops_per_video=step_flops, segments=segments, num_classes=num_classes, batch_size=batch,
                jit_compile=trainer.jit_compile, all_segments=all_segments, precision=precision, authors=authors,
                ceiling_shape=list(shape), ceiling_gflops=ceiling, ceiling_gflops_before=ceiling_before,
                ceiling_gflops_after=ceiling_after, ceiling_videos_per_s=ceiling_videos,
