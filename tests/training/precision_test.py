@@ -88,9 +88,9 @@ def test_train_eval_in_bfloat16_evaluates_and_restores_the_policy(data_dir, tmp_
   assert keras.mixed_precision.global_policy().name == "float32"
   assert results["step"] == 3 and np.isfinite(results["classification_mAP"])
   # Variables are float32: the run's checkpoint restores into float32 models (evaluation, export).
-  from stpn_tf import inference
+  from stpn_tf import runs
   try:
-    _, models = inference.restore_models(str(tmp_path / "run"), str(data_dir))
+    _, models = runs.restore_models(str(tmp_path / "run"), str(data_dir))
   finally:
     gin.clear_config()
   assert all(v.dtype == "float32" for m in models.values() for v in m.variables)
