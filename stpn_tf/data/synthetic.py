@@ -136,7 +136,8 @@ class StreamConfig:
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticConfig:
-  """Every knob of the generator. Presets: THUMOS14 (calibrated difficulty) and TINY (tests)."""
+  """Every knob of the generator. Presets: THUMOS14 (v3), THUMOS14_V2 (v2 features, same layout) and TINY
+  (tests; v2 features)."""
   class_names: Tuple[str, ...] = THUMOS14_CLASSES
   median_length_s: Tuple[float, ...] = THUMOS14_MEDIAN_LENGTH_S   # per class, aligned with class_names
   action_families: Tuple[Tuple[str, ...], ...] = ACTION_FAMILIES
