@@ -13,9 +13,12 @@ Overrides: top-level fields of SyntheticConfig; "rgb" / "flow" dicts override on
 overrides the same StreamConfig fields in both streams; "preset" picks the starting preset (default thumos14).
 Methods (the schedules are short, for the map; the printed methods otherwise as in their gin files):
   bgm     bgm.gin, 1,500 steps (one video per step)
-  hamnet  hamnet.gin's budget schedule (100 steps), HAMNet.center_features = False (the paper's network)
+  hamnet  cpu/hamnet.gin (the budget widths and schedule), 100 steps, HAMNet.center_features = False (the paper's
+          network)
   stpn    stpn.gin, 3,000 steps
   aumn    aumn.gin, 60 steps
+--steps=METHOD=N,... replaces a method's step count (0: the gin file's own schedule); --gin_param adds bindings to
+every method's run (e.g. a validation holdout: 'train_eval.validation_fraction = 0.2').
 """
 
 import dataclasses
@@ -36,13 +39,33 @@ _OVERRIDES = flags.DEFINE_string("overrides", "{}", "JSON overrides of the gener
 _METHODS = flags.DEFINE_list("methods", ["bgm", "hamnet"], "Methods to train (see the docstring).")
 _SEED = flags.DEFINE_integer("seed", 0, "Dataset seed.")
 _VIDEOS = flags.DEFINE_list("videos", ["100", "60"], "Training and test videos of the sweep dataset.")
+_STEPS = flags.DEFINE_list("steps", [], "METHOD=N step counts replacing the defaults below (0: the gin file's).")
+_GIN_PARAM = flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings for every method's run.")
 
 METHODS = {
-    "bgm": ["--gin_file=bgm.gin", "--num_steps=1500"],
-    "hamnet": ["--gin_file=hamnet.gin", "--num_steps=100", "--gin_param=HAMNet.center_features = False"],
-    "stpn": ["--gin_file=stpn.gin", "--num_steps=3000"],
-    "aumn": ["--gin_file=aumn.gin", "--num_steps=60"],
+    "bgm": (["--gin_file=bgm.gin"], 1500),
+    "hamnet": (["--gin_file=cpu/hamnet.gin", "--gin_param=HAMNet.center_features = False"], 100),
+    "stpn": (["--gin_file=stpn.gin"], 3000),
+    "aumn": (["--gin_file=aumn.gin"], 60),
 }
+
+
+def method_args(method: str, steps: dict, gin_params) -> list:
+  """The `python -m stpn_tf.train` arguments of one method (steps: {method: N}, 0 = the gin file's schedule)."""
+  args, default_steps = METHODS[method]
+  num_steps = steps.get(method, default_steps)
+  return (list(args) + ([f"--num_steps={num_steps}"] if num_steps else [])
+          + [f"--gin_param={p}" for p in gin_params])
+
+
+def parse_steps(specs) -> dict:
+  steps = {}
+  for spec in specs:
+    method, _, value = spec.partition("=")
+    if method not in METHODS or not value.isdigit():
+      raise ValueError(f"--steps: {spec!r} is not METHOD=N with METHOD in {sorted(METHODS)}")
+    steps[method] = int(value)
+  return steps
 
 
 def make_config(overrides: dict, num_videos) -> synthetic.SyntheticConfig:
@@ -80,6 +103,10 @@ def main(argv):
   unknown = [m for m in _METHODS.value if m not in METHODS]
   if unknown:
     sys.exit(f"error: unknown methods {unknown}; choose from {sorted(METHODS)}")
+  try:
+    steps = parse_steps(_STEPS.value)
+  except ValueError as e:
+    sys.exit(f"error: {e}")
   data_dir = os.path.join(out_dir, "data", _NAME.value)
   if not os.path.exists(os.path.join(data_dir, "manifest.json")):
     print(f"generating {data_dir} ...", flush=True)
@@ -90,9 +117,11 @@ def main(argv):
     start = time.time()
     with open(model_dir + ".log", "w") as log:
       rc = subprocess.run([sys.executable, "-m", "stpn_tf.train", f"--data_dir={data_dir}",
-                           f"--model_dir={model_dir}"] + METHODS[method], stdout=log, stderr=subprocess.STDOUT,
+                           f"--model_dir={model_dir}"] + method_args(method, steps, _GIN_PARAM.value),
+                          stdout=log, stderr=subprocess.STDOUT,
                           check=False).returncode
-    row = {"name": _NAME.value, "overrides": overrides, "method": method, "returncode": rc,
+    row = {"name": _NAME.value, "overrides": overrides, "seed": _SEED.value, "method": method,
+           "args": method_args(method, steps, _GIN_PARAM.value), "returncode": rc,
            "wall_s": round(time.time() - start)}
     path = os.path.join(model_dir, "eval_test.json")
     if os.path.exists(path):

@@ -539,10 +539,28 @@ def _smooth_noise(rng: np.random.Generator, num_segments: int, dim: int, sigma: 
   half = int(np.ceil(3 * sigma))
   taps = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
   taps /= np.linalg.norm(taps)             # unit L2 norm keeps the per-entry variance at 1
-  n = num_segments + 2 * half
+  # Linear (not circular) convolution needs n >= T + 2 * half; any longer n gives the same values (up to float
+  # rounding), and a length with only the factors 2, 3, 5 is 2-3x faster for numpy's FFT than an arbitrary one.
+  n = _fft_size(num_segments + 2 * half)
   spectrum = np.fft.rfft(white, n=n, axis=0) * np.fft.rfft(taps, n=n)[:, None]
-  # Linear (not circular) convolution; keep the centred part.
+  # Keep the centred part.
   return np.fft.irfft(spectrum, n=n, axis=0)[half:half + num_segments].astype(np.float32)
+
+
+def _fft_size(n: int) -> int:
+  """The smallest 2^a 3^b 5^c >= n (n >= 1)."""
+  best = 1 << (n - 1).bit_length()
+  p5 = 1
+  while p5 < best:
+    p35 = p5
+    while p35 < best:
+      m = p35
+      while m < n:
+        m *= 2
+      best = min(best, m)
+      p35 *= 3
+    p5 *= 5
+  return best
 
 
 def _shot_ids(cfg: SyntheticConfig, num_segments: int, rng: np.random.Generator) -> np.ndarray:

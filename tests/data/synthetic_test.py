@@ -210,3 +210,20 @@ def test_foreground_occlusion_changes_only_action_segments():
   touched = ((start[:, None] < a.segments[:, 1]) & (end[:, None] > a.segments[:, 0])).any(1)
   np.testing.assert_array_equal(a.flow[~touched], b.flow[~touched])
   assert np.all(b.flow[touched].sum(1) < a.flow[touched].sum(1))
+
+
+def test_fft_size_is_the_next_2_3_5_smooth_length():
+  assert [synthetic._fft_size(n) for n in (1, 2, 7, 11, 17, 97, 378, 395, 1057)] == [
+      1, 2, 8, 12, 18, 100, 384, 400, 1080]
+
+
+@pytest.mark.parametrize("length", [1, 5, 49, 347])
+def test_smooth_noise_is_the_linear_convolution_with_the_gaussian_taps(length):
+  sigma = 2.0
+  noise = synthetic._smooth_noise(np.random.default_rng(3), length, 4, sigma)
+  white = np.random.default_rng(3).standard_normal((length, 4), dtype=np.float32)
+  half = int(np.ceil(3 * sigma))
+  taps = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
+  taps /= np.linalg.norm(taps)
+  direct = np.stack([np.convolve(white[:, j].astype(np.float64), taps)[half:half + length] for j in range(4)], 1)
+  np.testing.assert_allclose(noise, direct, rtol=1e-5, atol=1e-5)
