@@ -132,6 +132,8 @@ class StreamConfig:
   base_mean: float = 0.3          # mean always-on response of a channel (the shared component)
   base_shape: float = 1.0         # Gamma shape of the per-channel always-on response (small = skewed, sparse)
   nuisance_strength: float = 0.5  # smooth background variability (camera motion, crowd, graphics)
+  foreground_occlusion: Optional[float] = None   # this stream's share of the context an action hides (sparse_parts;
+                                                 # None: SyntheticConfig.foreground_occlusion)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -703,7 +705,8 @@ def _parts_features(cfg: SyntheticConfig, scfg: StreamConfig, world: _PartsWorld
 
   x = world.base[None, :] * _lognormal(rng, (1, d), scfg.video_offset_strength) + signal
   # An action in the foreground hides part of the scene: the context responses drop where the action's are.
-  x *= 1.0 - cfg.foreground_occlusion * np.minimum(act_w.sum(axis=1), 1.0)[:, None]
+  occlusion = cfg.foreground_occlusion if scfg.foreground_occlusion is None else scfg.foreground_occlusion
+  x *= 1.0 - occlusion * np.minimum(act_w.sum(axis=1), 1.0)[:, None]
   x += action
   # Per-entry multiplicative noise with coefficient of variation ~iso_noise, correlated between neighbours.
   noise = _smooth_noise(rng, num_segments, d, cfg.noise_smooth_segments)

@@ -227,3 +227,16 @@ def test_smooth_noise_is_the_linear_convolution_with_the_gaussian_taps(length):
   taps /= np.linalg.norm(taps)
   direct = np.stack([np.convolve(white[:, j].astype(np.float64), taps)[half:half + length] for j in range(4)], 1)
   np.testing.assert_allclose(noise, direct, rtol=1e-5, atol=1e-5)
+
+
+def test_per_stream_occlusion_overrides_the_global_one_for_that_stream_only():
+  cfg = dataclasses.replace(synthetic.TINY, feature_model="sparse_parts", rgb=synthetic.THUMOS14.rgb,
+                            flow=synthetic.THUMOS14.flow, foreground_occlusion=0.9)
+  a = next(synthetic.generate_videos(cfg, "train", 0))
+  same = dataclasses.replace(cfg, rgb=dataclasses.replace(cfg.rgb, foreground_occlusion=0.9))
+  b = next(synthetic.generate_videos(same, "train", 0))
+  np.testing.assert_array_equal(a.rgb, b.rgb)
+  less = dataclasses.replace(cfg, rgb=dataclasses.replace(cfg.rgb, foreground_occlusion=0.3))
+  c = next(synthetic.generate_videos(less, "train", 0))
+  np.testing.assert_array_equal(a.flow, c.flow)
+  assert c.rgb.sum() > a.rgb.sum()   # less of the context hidden where actions are
