@@ -6,7 +6,9 @@ Every benchmark runs in its own child process (so `peak_rss_mb` is its own), on 
 a temporary directory, and reports the median of several repetitions after a warm-up. OUT.json:
   {"machine": {...}, "results": {NAME: {"value", "unit", "min", "max", "peak_rss_mb", ...}}}
 
-Training figures (`train_<model>[_c<C>][_authors][_bf16]`): videos/s end to end (input pipeline included) and of
+Training figures (`train_<model>[_c<C>][_authors|_budget][_bf16]`; `_budget`: the 2-CPU budget file
+gin_configs/cpu/<model>.gin instead of the paper file; `_authors`: HAM-Net's authors' widths, now those of its paper
+file, so only with --only): videos/s end to end (input pipeline included) and of
 the step alone (batches held in memory), each as a fraction of a ceiling measured in the same process just before
 and after, a float32 matmul at the model's dominant layer shape, from the FLOPs the compiled step really runs
 (`tools/flops.py`); also as a fraction of the run's large square matmul (`matmul_gflops`). "machine" holds the CPU
@@ -107,15 +109,16 @@ def bench_input_pipeline(sizes):
               both_streams_cached_videos_per_s=out["rgb+flow_cached"]["value"], segments_per_video=sizes["length"])
 
 
-def _task_and_trainer(model, data_dir, quick, bindings=(), precision="float32"):
-  """The model's task and a Trainer as its gin file configures them (batch size, XLA or not), plus `bindings`."""
+def _task_and_trainer(model, data_dir, quick, bindings=(), precision="float32", budget=False):
+  """The model's task and a Trainer as its gin file configures them (batch size, XLA or not), plus `bindings`
+  (budget: the 2-CPU budget file gin_configs/cpu/<model>.gin instead of the paper file)."""
   import gin
   import tensorflow as tf
   from stpn_tf import config
   from stpn_tf.data import schema
   from stpn_tf.training import trainer
   gin.clear_config()
-  config.parse_gin([MODEL_GIN[model]], list(bindings), finalize=False)
+  config.parse_gin([("cpu/" if budget else "") + MODEL_GIN[model]], list(bindings), finalize=False)
   task = gin.query_parameter("train_eval.task").scoped_configurable_fn()
   batch = gin.query_parameter("train_eval.batch_size")
   try:
@@ -198,7 +201,7 @@ def _rate(trainer, iterator, batch, sizes):
   return rates
 
 
-def bench_train(model, sizes, num_classes=20, authors=False, precision="float32"):
+def bench_train(model, sizes, num_classes=20, authors=False, precision="float32", budget=False):
   """Training videos/s end to end (through the real input pipeline, the decoded split cached in memory as
   train_eval does by default) and of the step alone (the same compiled step on 4 batches held in memory), each
   as a fraction of the ceiling measured in this process, just before and after, at the model's dominant layer
@@ -210,7 +213,7 @@ def bench_train(model, sizes, num_classes=20, authors=False, precision="float32"
   bindings = (AUTHORS_WIDTHS if authors else ()) + tuple(_GIN_PARAM.value)
   with tempfile.TemporaryDirectory() as tmp:
     data = _random_dataset(os.path.join(tmp, "data"), sizes["videos"], sizes["length"], num_classes=num_classes)
-    task, trainer, batch = _task_and_trainer(model, data, _QUICK.value, bindings, precision)
+    task, trainer, batch = _task_and_trainer(model, data, _QUICK.value, bindings, precision, budget)
     sampler = gin.query_parameter("make_train_dataset.sampler") if _bound("make_train_dataset.sampler") else None
     all_segments = sampler is not None and "AllSegments" in str(sampler)
     ds = pipeline.make_train_dataset(data, batch_size=batch, streams=task.streams, seed=0, cache_decoded=True)
@@ -378,12 +381,12 @@ def _run_child(name):
   sizes = _sizes(_QUICK.value)
   if name.startswith("export_latency_"):
     result = bench_export_latency(sizes, model=name[len("export_latency_"):])
-  elif name.startswith("train_"):   # train_<model>[_c<number of classes>][_authors][_bf16|_fp16]
+  elif name.startswith("train_"):   # train_<model>[_c<number of classes>][_authors|_budget][_bf16|_fp16]
     model, *options = name[len("train_"):].split("_")
     classes = [int(o[1:]) for o in options if o.startswith("c") and o[1:].isdigit()]
     precision = [PRECISION_SUFFIX[o] for o in options if o in PRECISION_SUFFIX]
     result = bench_train(model, sizes, num_classes=(classes or [20])[0], authors="authors" in options,
-                         precision=(precision or ["float32"])[0])
+                         precision=(precision or ["float32"])[0], budget="budget" in options)
   else:
     result = BENCHMARKS[name](sizes)
   result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -426,8 +429,9 @@ def main(argv):
   # AUMN at ActivityNet's C = 200 too: its value encoder and classifiers grow with C (issue: memory at C = 200).
   names = list(BENCHMARKS) + [f"train_{m}" for m in models] + (["train_aumn_c200"] if "aumn" in models else [])
   names += [f"train_{m}_bf16" for m in models]
-  if "hamnet" in models:   # the authors' widths: minutes per benchmark (--quick: only with --only)
-    names += ["train_hamnet_authors", "train_hamnet_authors_bf16"]
+  if "hamnet" in models:   # hamnet.gin has the authors' widths (minutes per benchmark); also the budget file's
+    names += ["train_hamnet_budget", "train_hamnet_budget_bf16"]
+  names += ["train_hamnet_authors", "train_hamnet_authors_bf16"] if _ONLY.value else []   # == hamnet.gin's widths
   names += [f"export_latency_{m}" for m in models if m != "stpn"]   # `export_latency` is STPN's
   if _ONLY.value:
     unknown = set(_ONLY.value) - set(names)
