@@ -194,6 +194,8 @@ class SyntheticConfig:
   context_length_fraction: Tuple[float, float] = (0.3, 1.0)   # of the instance's length, uniform range
   context_actionness_mult: Tuple[float, float] = (0.5, 0.9)
   context_class_mult: Tuple[float, float] = (0.2, 0.4)
+  context_core_share: float = 0.0          # sparse_parts: share of the class's middle (core) unit in a context
+                                           # event's start / end unit (the run-up looks like the jump itself)
 
   # Feature model: 'sparse_parts' (v3: non-negative sparse channel patterns, the default) or 'dense_latent'
   # (v2: a 64-d latent space through a Gaussian projection and a ReLU).
@@ -686,6 +688,10 @@ def _parts_features(cfg: SyntheticConfig, scfg: StreamConfig, world: _PartsWorld
   target = np.where(is_other, 0, events.label)
   protos = world.phases[target] * style[target][:, None, :]                                    # [E, K, D]
   protos[is_other] = world.other_actions[events.label[is_other]][:, None, :]
+  if cfg.context_core_share:   # context events show their phase's unit mixed with the class's core unit
+    ctx = events.kind == _CONTEXT
+    protos[ctx] = ((1 - cfg.context_core_share) * protos[ctx]
+                   + cfg.context_core_share * protos[ctx][:, 1:2, :]).astype(np.float32)
   protos *= _lognormal(rng, (events.kind.size, 1, d), cfg.instance_jitter)
   action = scfg.class_strength * (cls_w.reshape(num_segments, -1) @ protos.reshape(-1, d))     # [T, D]
   action += scfg.actionness_strength * act_w.sum(axis=1)[:, None] * world.actionness[None, :]

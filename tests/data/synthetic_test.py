@@ -240,3 +240,21 @@ def test_per_stream_occlusion_overrides_the_global_one_for_that_stream_only():
   c = next(synthetic.generate_videos(less, "train", 0))
   np.testing.assert_array_equal(a.flow, c.flow)
   assert c.rgb.sum() > a.rgb.sum()   # less of the context hidden where actions are
+
+
+def test_context_core_share_moves_only_context_segments_toward_the_core_unit():
+  cfg = dataclasses.replace(synthetic.TINY, feature_model="sparse_parts", rgb=synthetic.THUMOS14.rgb,
+                            flow=synthetic.THUMOS14.flow, context_prob=1.0, distractors_per_instance=0.0,
+                            other_actions_per_minute=0.0)
+  a = next(synthetic.generate_videos(cfg, "train", 0))
+  b = next(synthetic.generate_videos(dataclasses.replace(cfg, context_core_share=0.0), "train", 0))
+  np.testing.assert_array_equal(a.rgb, b.rgb)   # 0 is the v3 generator
+  c = next(synthetic.generate_videos(dataclasses.replace(cfg, context_core_share=0.6), "train", 0))
+  changed = np.abs(c.rgb - a.rgb).max(axis=1) > 0
+  assert changed.any()
+  # Segments changed are context (next to instances), never inside a labeled instance away from its ends.
+  rate = cfg.feature_rate
+  centres = (np.arange(a.num_segments) + 0.5) / rate
+  margin = 1.5 / rate   # more than a segment and a half inside a labeled instance
+  deep = ((centres[:, None] > a.segments[:, 0] + margin) & (centres[:, None] < a.segments[:, 1] - margin)).any(axis=1)
+  assert deep.any() and not (changed & deep).any()
