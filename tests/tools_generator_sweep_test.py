@@ -1,33 +1,50 @@
-"""tools/generator_sweep.py: variant configs, per-method arguments (the training runs themselves are not run here)."""
+"""tools/generator_sweep.py: variant configs, per-method arguments (the training runs themselves are not run here).
 
+The tool defines absl flags (--output_dir, --seed, ...) that other binaries define too, so it is imported in a
+child process, as it runs, not into the test process."""
+
+import json
 import os
+import subprocess
 import sys
+import textwrap
 
-import pytest
+TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
-import generator_sweep  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+def _run(code: str):
+  script = "import sys, json\nsys.path.insert(0, %r)\nimport generator_sweep as g\n" % TOOLS + textwrap.dedent(code)
+  proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def test_make_config_applies_top_level_stream_and_both_overrides():
-  cfg = generator_sweep.make_config({"foreground_occlusion": 0.5, "rgb": {"class_strength": 2.0},
-                                     "both": {"base_mean": 0.1}}, (("train", 4), ("test", 3)))
-  assert cfg.foreground_occlusion == 0.5
-  assert cfg.rgb.class_strength == 2.0 and cfg.flow.class_strength != 2.0
-  assert cfg.rgb.base_mean == cfg.flow.base_mean == 0.1
-  assert cfg.split_sizes() == {"train": 4, "test": 3}
+  out = _run("""
+      cfg = g.make_config({"foreground_occlusion": 0.5, "rgb": {"class_strength": 2.0},
+                           "both": {"base_mean": 0.1}}, (("train", 4), ("test", 3)))
+      print(json.dumps([cfg.foreground_occlusion, cfg.rgb.class_strength, cfg.flow.class_strength,
+                        cfg.rgb.base_mean, cfg.flow.base_mean, cfg.split_sizes()]))
+  """)
+  occlusion, rgb_class, flow_class, rgb_base, flow_base, sizes = out
+  assert occlusion == 0.5 and rgb_class == 2.0 and flow_class != 2.0
+  assert rgb_base == flow_base == 0.1 and sizes == {"train": 4, "test": 3}
 
 
-def test_method_args_steps_and_bindings():
-  steps = generator_sweep.parse_steps(["stpn=24000", "bgm=0"])
-  assert generator_sweep.method_args("stpn", steps, ["a.b = 1"]) == [
-      "--gin_file=stpn.gin", "--num_steps=24000", "--gin_param=a.b = 1"]
-  assert generator_sweep.method_args("bgm", steps, []) == ["--gin_file=bgm.gin"]   # 0: the gin file's schedule
-  assert "--num_steps=100" in generator_sweep.method_args("hamnet", {}, [])
-  assert "--gin_file=cpu/hamnet.gin" in generator_sweep.method_args("hamnet", {}, [])
-
-
-@pytest.mark.parametrize("spec", ["stpn", "nope=3", "stpn=x"])
-def test_bad_steps_are_rejected(spec):
-  with pytest.raises(ValueError, match="METHOD=N"):
-    generator_sweep.parse_steps([spec])
+def test_method_args_steps_bindings_and_bad_steps():
+  out = _run("""
+      steps = g.parse_steps(["stpn=24000", "bgm=0"])
+      errors = []
+      for spec in ["stpn", "nope=3", "stpn=x"]:
+        try:
+          g.parse_steps([spec])
+        except ValueError as e:
+          errors.append(str(e))
+      print(json.dumps([g.method_args("stpn", steps, ["a.b = 1"]), g.method_args("bgm", steps, []),
+                        g.method_args("hamnet", {}, []), errors]))
+  """)
+  stpn, bgm, hamnet, errors = out
+  assert stpn == ["--gin_file=stpn.gin", "--num_steps=24000", "--gin_param=a.b = 1"]
+  assert bgm == ["--gin_file=bgm.gin"]   # 0: the gin file's own schedule
+  assert "--num_steps=100" in hamnet and "--gin_file=cpu/hamnet.gin" in hamnet
+  assert len(errors) == 3 and all("METHOD=N" in e for e in errors)

@@ -31,6 +31,7 @@ import time
 from absl import app
 from absl import flags
 
+from stpn_tf import common_flags   # --gin_param: extra bindings for every method's run
 from stpn_tf.data import synthetic
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where datasets, runs and sweep.jsonl go.", required=True)
@@ -40,7 +41,6 @@ _METHODS = flags.DEFINE_list("methods", ["bgm", "hamnet"], "Methods to train (se
 _SEED = flags.DEFINE_integer("seed", 0, "Dataset seed.")
 _VIDEOS = flags.DEFINE_list("videos", ["100", "60"], "Training and test videos of the sweep dataset.")
 _STEPS = flags.DEFINE_list("steps", [], "METHOD=N step counts replacing the defaults below (0: the gin file's).")
-_GIN_PARAM = flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings for every method's run.")
 
 METHODS = {
     "bgm": (["--gin_file=bgm.gin"], 1500),
@@ -117,11 +117,11 @@ def main(argv):
     start = time.time()
     with open(model_dir + ".log", "w") as log:
       rc = subprocess.run([sys.executable, "-m", "stpn_tf.train", f"--data_dir={data_dir}",
-                           f"--model_dir={model_dir}"] + method_args(method, steps, _GIN_PARAM.value),
+                           f"--model_dir={model_dir}"] + method_args(method, steps, common_flags.GIN_PARAM.value),
                           stdout=log, stderr=subprocess.STDOUT,
                           check=False).returncode
     row = {"name": _NAME.value, "overrides": overrides, "seed": _SEED.value, "method": method,
-           "args": method_args(method, steps, _GIN_PARAM.value), "returncode": rc,
+           "args": method_args(method, steps, common_flags.GIN_PARAM.value), "returncode": rc,
            "wall_s": round(time.time() - start)}
     path = os.path.join(model_dir, "eval_test.json")
     if os.path.exists(path):
