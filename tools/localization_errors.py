@@ -34,6 +34,13 @@ _SUBSET = flags.DEFINE_string("subset", None, "with --ground_truth: keep only vi
 
 
 def main(argv):
+  try:
+    _main(argv)
+  except (eval_io.EvaluationInputError, schema.DataFormatError, model_dir_lib.ModelDirError) as e:
+    sys.exit(f"error: {e}")   # bad input: one line naming the file, no traceback
+
+
+def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   model_dir = common_flags.MODEL_DIR.value

@@ -77,3 +77,11 @@ def test_tool_reads_an_activitynet_ground_truth_file(tmp_path):
   assert proc.returncode == 0, proc.stderr[-2000:]
   # One instance (the val video is dropped), found at IoU 6 / 8 = 0.75 by a detection 8 / 6 of its length.
   assert "1 instances" in proc.stdout and ">=0.7 100%" in proc.stdout and "median 1.33" in proc.stdout
+
+
+def test_tool_names_a_missing_file_in_one_line(tmp_path):
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "localization_errors.py"),
+                         f"--ground_truth={tmp_path / 'gt.json'}", f"--predictions={tmp_path / 'missing.json'}"],
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert "gt.json" in proc.stderr or "missing.json" in proc.stderr
