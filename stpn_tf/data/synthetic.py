@@ -725,14 +725,20 @@ _FEATURE_MODELS = {"dense_latent": (_make_stream_world, _stream_features),
                    "sparse_parts": (_make_parts_world, _parts_features)}
 
 
-def _make_video(world: _World, video_id: str, primary: int, multi: bool, rng: np.random.Generator) -> schema.Video:
+def _video_layout(world: _World, primary: int, multi: bool, rng: np.random.Generator):
+  """(duration s, num_segments, labels, events) of one video: the first draws of its random stream."""
   cfg = world.config
   duration = float(np.clip(np.exp(cfg.duration_log_mean + cfg.duration_log_std * rng.standard_normal()),
                            cfg.min_duration_s, cfg.max_duration_s))
   num_segments = max(1, int(duration * cfg.feature_rate))
   span = num_segments / cfg.feature_rate   # events stay where there are features; duration - span < 1 segment
   labels = _video_labels(cfg, world, primary, multi, rng)
-  events = _make_events(cfg, world, labels, span, rng)
+  return duration, num_segments, labels, _make_events(cfg, world, labels, span, rng)
+
+
+def _make_video(world: _World, video_id: str, primary: int, multi: bool, rng: np.random.Generator) -> schema.Video:
+  cfg = world.config
+  duration, num_segments, labels, events = _video_layout(world, primary, multi, rng)
   cls_w, act_w = _envelopes(cfg, events, num_segments)
   # Smooth random intensity changes inside events (pauses, occlusions, camera cuts) fragment long actions.
   modulation = np.maximum(1.0 + cfg.intensity_modulation * _smooth_noise(rng, num_segments, 1, 2.0), 0.1)  # [T, 1]
@@ -783,6 +789,69 @@ def generate_videos(preset: Union[str, SyntheticConfig], split: str, seed: int =
   for i, (video_id, primary) in enumerate(zip(ids, primaries)):
     rng = np.random.default_rng(np.random.SeedSequence([seed, _SPLIT_CODE[split], i + 1]))
     yield _make_video(world, video_id, int(primary), bool(multi[i]), rng)
+
+
+# Names of the event kinds (index = kind code) and of segments that no event covers, for diagnostics.
+EVENT_KINDS = ("instance", "unlabeled_instance", "distractor", "other_action", "context")
+BACKGROUND = "background"
+
+
+def segment_event_kinds(cfg: SyntheticConfig, events: _Events, num_segments: int) -> np.ndarray:
+  """[T] int: per segment the kind code (index into EVENT_KINDS) of the events covering at least half of it, the
+  lowest code (instance first) where several do; -1 (background) where none does."""
+  rate = cfg.feature_rate
+  seg_start = np.arange(num_segments)[:, None] / rate                    # [T, 1]
+  overlap = np.clip(np.minimum(seg_start + 1.0 / rate, events.end) - np.maximum(seg_start, events.start),
+                    0.0, None) * rate                                     # [T, E] share of the segment
+  kinds = np.full(num_segments, -1, np.int64)
+  if events.kind.size:
+    codes = np.where(overlap >= 0.5, events.kind[None, :], len(EVENT_KINDS))   # [T, E]
+    lowest = codes.min(axis=1)
+    covered = lowest < len(EVENT_KINDS)
+    kinds[covered] = lowest[covered]
+  return kinds
+
+
+def video_event_kinds(preset: Union[str, SyntheticConfig], split: str, seed: int = 0
+                      ) -> Iterator[Tuple[str, np.ndarray]]:
+  """Yields (video_id, per-segment event kinds [T], see `segment_event_kinds`) for the videos of a split, exactly
+  as `generate_videos` lays them out (same random streams), without computing their features."""
+  cfg = get_config(preset)
+  if split not in cfg.split_sizes():
+    raise ValueError(f"unknown split {split!r}; this preset has {sorted(cfg.split_sizes())}")
+  world = _make_world(cfg, seed)
+  ids, primaries, multi = _split_plan(cfg, split, seed)
+  for i, (video_id, primary) in enumerate(zip(ids, primaries)):
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _SPLIT_CODE[split], i + 1]))
+    _, num_segments, _, events = _video_layout(world, int(primary), bool(multi[i]), rng)
+    yield video_id, segment_event_kinds(cfg, events, num_segments)
+
+
+def config_from_manifest(manifest: schema.Manifest) -> Tuple[SyntheticConfig, int]:
+  """(generator config, dataset seed) of a dataset this module wrote, from its manifest's provenance.
+
+  Raises:
+    ValueError: the dataset was not written by this generator, or by another GENERATOR_VERSION (its videos could
+      not be laid out again).
+  """
+  extra = manifest.extra or {}
+  if extra.get("generator") != __name__ or "config" not in extra:
+    raise ValueError("the dataset was not written by the built-in synthetic generator (its manifest has no "
+                     "generator config)")
+  if extra.get("generator_version") != GENERATOR_VERSION:
+    raise ValueError(f"the dataset was written by generator version {extra.get('generator_version')}, this is "
+                     f"version {GENERATOR_VERSION}: its layout cannot be reproduced")
+  fields = {f.name: f for f in dataclasses.fields(SyntheticConfig)}
+  values = {}
+  for name, value in extra["config"].items():
+    if name not in fields:
+      raise ValueError(f"the manifest's generator config has an unknown field {name!r}")
+    if name in ("rgb", "flow"):
+      value = StreamConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+    elif isinstance(value, list):
+      value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+    values[name] = value
+  return SyntheticConfig(**values), int(extra["seed"])
 
 
 # ---------------------------------------------------------------------------------------------- statistics

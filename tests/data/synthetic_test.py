@@ -258,3 +258,43 @@ def test_context_core_share_moves_only_context_segments_toward_the_core_unit():
   margin = 1.5 / rate   # more than a segment and a half inside a labeled instance
   deep = ((centres[:, None] > a.segments[:, 0] + margin) & (centres[:, None] < a.segments[:, 1] - margin)).any(axis=1)
   assert deep.any() and not (changed & deep).any()
+
+
+def test_segment_event_kinds_by_hand():
+  # rate 1.5625 segments / s: segment t covers [0.64 t, 0.64 (t + 1)).
+  cfg = synthetic.TINY
+  ev = synthetic._Events(start=np.array([0.64, 1.6, 3.2]), end=np.array([1.92, 2.56, 3.5]),
+                         kind=np.array([synthetic._GT, synthetic._CONTEXT, synthetic._OTHER]),
+                         label=np.zeros(3, int), class_mult=np.ones(3), act_mult=np.ones(3),
+                         phase=np.full(3, -1))
+  kinds = synthetic.segment_event_kinds(cfg, ev, 7)
+  # t=0 [0, .64): nothing; t=1 [.64, 1.28): instance; t=2 [1.28, 1.92): instance (1.0) over context (0.5);
+  # t=3 [1.92, 2.56): context; t=4 [2.56, 3.2): nothing; t=5 [3.2, 3.84): other covers 0.3 / 0.64 < half.
+  np.testing.assert_array_equal(kinds, [-1, 0, 0, 4, -1, -1, -1])
+  assert synthetic.EVENT_KINDS[4] == "context"
+
+
+def test_video_event_kinds_lay_out_the_generated_videos(tiny):
+  kinds = dict(synthetic.video_event_kinds("tiny", "test", 0))
+  assert list(kinds) == [v.video_id for v in tiny["test"]]
+  for video in tiny["test"]:
+    k = kinds[video.video_id]
+    assert k.shape == (video.rgb.shape[0],)
+    assert set(np.unique(k)) <= {-1, 0, 1, 2, 3, 4}
+    for start, end in video.segments:   # an instance's segments that it covers whole are instance segments
+      first, last = int(np.ceil(start * 1.5625)), int(np.floor(end * 1.5625)) - 1
+      if last >= first:
+        assert np.all(k[first:last + 1] == 0), (video.video_id, start, end)
+    assert np.any(k == -1)
+
+
+def test_config_from_manifest_rebuilds_the_generator_config(tmp_path):
+  cfg = dataclasses.replace(synthetic.TINY, num_videos=(("train", 2), ("test", 2)))
+  manifest = synthetic.generate(str(tmp_path / "d"), cfg, seed=3)
+  again, seed = synthetic.config_from_manifest(schema.read_manifest(str(tmp_path / "d")))
+  assert again == cfg and seed == 3
+  other = dataclasses.replace(manifest, extra={**manifest.extra, "generator_version": 2})
+  with pytest.raises(ValueError, match="version 2"):
+    synthetic.config_from_manifest(other)
+  with pytest.raises(ValueError, match="not written by the built-in synthetic generator"):
+    synthetic.config_from_manifest(dataclasses.replace(manifest, extra={"converter": "x"}))
