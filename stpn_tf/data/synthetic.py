@@ -51,8 +51,9 @@ noise, so a `*_strength` is a per-segment signal-to-noise ratio along its direct
         + offset_s * V_v        per-video nuisance (camera, lighting), constant in time
         + n_t                   temporally smoothed N(0, I_r) (Gaussian kernel of `noise_smooth_segments`)
     x_t = g_v * relu(mu_s + z_t M_s + iso_noise * (eps_t + eps_{t-1}) / sqrt(2))        [T, D] float32, >= 0
-  env_cls ramps from `class_edge_floor` at an event's ends to 1 in its middle (the ends are less discriminative)
-  while env_act stays higher; h_k are hat functions of u blending the three phases. Distractors are background
+  env_cls ramps from `class_edge_floor` at an event's ends to 1 in its middle (the ends are less discriminative;
+  `class_ramp_power` > 1 bends the ramp so that the evidence concentrates in the middle) while env_act stays
+  higher; h_k are hat functions of u blending the three phases. Distractors are background
   stretches with a weak copy (a_e, c_e < 1) of the video's class or a similar one; other actions carry actionness
   with a non-target prototype X_j; unlabeled instances are real actions missing from the ground truth; context
   events sit just before / after an instance with weaker actionness and only its start / end phase (run-up,
@@ -185,6 +186,7 @@ class SyntheticConfig:
   # Shape of an instance.
   class_edge_floor: float = 0.15           # class evidence at an instance's ends, relative to its middle
   class_ramp_fraction: float = 0.4         # share of the instance (each end) over which class evidence ramps up
+  class_ramp_power: float = 1.0            # > 1: the ramp is ramp ** power, class evidence peaks in the middle
   actionness_edge_floor: float = 0.5      # actionness at an instance's ends, relative to its middle
   actionness_ramp_fraction: float = 0.25
   phase_width: float = 0.3                 # start/end phases occupy this share of the instance at each end
@@ -521,7 +523,7 @@ def _envelopes(cfg: SyntheticConfig, events: _Events, num_segments: int):
   centre = np.clip(seg_start + 0.5 / rate, events.start, events.end)
   u = (centre - events.start) / length                                    # [T, E] in [0, 1]
   edge = np.minimum(u, 1.0 - u)                                           # 0 at the ends, 0.5 in the middle
-  ramp = np.clip(edge / cfg.class_ramp_fraction, 0.0, 1.0)
+  ramp = np.clip(edge / cfg.class_ramp_fraction, 0.0, 1.0) ** cfg.class_ramp_power
   env_cls = cfg.class_edge_floor + (1.0 - cfg.class_edge_floor) * ramp
   env_act = cfg.actionness_edge_floor + (1.0 - cfg.actionness_edge_floor) * np.clip(
       edge / cfg.actionness_ramp_fraction, 0.0, 1.0)

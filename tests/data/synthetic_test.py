@@ -298,3 +298,16 @@ def test_config_from_manifest_rebuilds_the_generator_config(tmp_path):
     synthetic.config_from_manifest(other)
   with pytest.raises(ValueError, match="not written by the built-in synthetic generator"):
     synthetic.config_from_manifest(dataclasses.replace(manifest, extra={"converter": "x"}))
+
+
+def test_class_ramp_power_bends_the_class_envelope_only():
+  cfg = dataclasses.replace(synthetic.TINY, class_edge_floor=0.0, class_ramp_fraction=0.5)
+  ev = synthetic._Events(start=np.array([0.0]), end=np.array([6.4]), kind=np.array([synthetic._GT]),
+                         label=np.zeros(1, int), class_mult=np.ones(1), act_mult=np.ones(1), phase=np.full(1, -1))
+  cls1, act1 = synthetic._envelopes(cfg, ev, 10)
+  cls2, act2 = synthetic._envelopes(dataclasses.replace(cfg, class_ramp_power=2.0), ev, 10)
+  np.testing.assert_array_equal(act1, act2)
+  env1, env2 = cls1.sum(axis=-1)[:, 0], cls2.sum(axis=-1)[:, 0]   # the phase hats sum to 1
+  # Segment 1 (centre 0.96 s of a 6.4 s instance): edge 0.15, ramp 0.3 -> 0.3 and 0.09.
+  np.testing.assert_allclose([env1[1], env2[1]], [0.3, 0.09], rtol=1e-5)
+  np.testing.assert_allclose(env2, env1 ** 2, rtol=1e-5)
