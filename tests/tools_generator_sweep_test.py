@@ -48,3 +48,25 @@ def test_method_args_steps_bindings_and_bad_steps():
   assert bgm == ["--gin_file=bgm.gin"]   # 0: the gin file's own schedule
   assert "--num_steps=100" in hamnet and "--gin_file=cpu/hamnet.gin" in hamnet
   assert len(errors) == 3 and all("METHOD=N" in e for e in errors)
+
+
+def test_named_variants_load_merge_and_build():
+  out = _run("""
+      v11 = g.variant_overrides("V11", {})
+      merged = g.variant_overrides("V11", {"rgb": {"scene_strength": 0.5}, "context_prob": 0.5})
+      errors = []
+      try:
+        g.variant_overrides("V99", {})
+      except ValueError as e:
+        errors.append(str(e))
+      with open(g.VARIANTS_FILE) as f:
+        names = sorted(json.load(f))
+      built = [g.make_config(g.variant_overrides(n, {}), (("train", 2), ("test", 2))).context_prob for n in names]
+      print(json.dumps([v11, merged, errors, names, built]))
+  """)
+  v11, merged, errors, names, built = out
+  assert v11["distractors_per_instance"] == 0.35 and v11["rgb"]["class_strength"] == 3.0
+  assert merged["rgb"] == {**v11["rgb"], "scene_strength": 0.5} and merged["context_prob"] == 0.5
+  assert merged["flow"] == v11["flow"]
+  assert errors and "V99" in errors[0] and "V11" in errors[0]
+  assert "V1" in names and len(built) == len(names)   # every stored variant is a valid generator config

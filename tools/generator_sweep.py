@@ -9,6 +9,8 @@ above 0.95, median per-video attention AUC) from the run's eval_test.json.
   python tools/generator_sweep.py --output_dir=/tmp/sweep --name=occ0 \
       --overrides='{"foreground_occlusion": 0.0}' --methods=bgm,hamnet
 
+--variant=NAME starts from a named variant of tools/generator_variants.json (the v4 candidates measured in
+BUILD_NOTES.md, "Towards v4"), e.g. --variant=V11 --name=v11.
 Overrides: top-level fields of SyntheticConfig; "rgb" / "flow" dicts override one stream's StreamConfig; "both"
 overrides the same StreamConfig fields in both streams; "preset" picks the starting preset (default thumos14).
 Methods (the schedules are short, for the map; the printed methods otherwise as in their gin files):
@@ -37,6 +39,10 @@ from stpn_tf.data import synthetic
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where datasets, runs and sweep.jsonl go.", required=True)
 _NAME = flags.DEFINE_string("name", None, "Name of this generator variant.", required=True)
 _OVERRIDES = flags.DEFINE_string("overrides", "{}", "JSON overrides of the generator config (see the docstring).")
+_VARIANT = flags.DEFINE_string("variant", None, "a named variant of tools/generator_variants.json (BUILD_NOTES.md, "
+                               "'Towards v4'); --overrides apply on top of it.")
+
+VARIANTS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "generator_variants.json")
 _METHODS = flags.DEFINE_list("methods", ["bgm", "hamnet"], "Methods to train (see the docstring).")
 _SEED = flags.DEFINE_integer("seed", 0, "Dataset seed.")
 _VIDEOS = flags.DEFINE_list("videos", ["100", "60"], "Training and test videos of the sweep dataset.")
@@ -66,6 +72,22 @@ def parse_steps(specs) -> dict:
       raise ValueError(f"--steps: {spec!r} is not METHOD=N with METHOD in {sorted(METHODS)}")
     steps[method] = int(value)
   return steps
+
+
+def variant_overrides(name: str, extra: dict, path: str = VARIANTS_FILE) -> dict:
+  """The overrides of a named variant with `extra` applied on top ("rgb" / "flow" / "both" dicts merged key by
+  key). Raises ValueError for an unknown name."""
+  with open(path) as f:
+    variants = json.load(f)
+  if name not in variants:
+    raise ValueError(f"unknown variant {name!r} in {path}; it has {sorted(variants)}")
+  merged = json.loads(json.dumps(variants[name]["overrides"]))
+  for key, value in extra.items():
+    if key in ("rgb", "flow", "both") and isinstance(merged.get(key), dict):
+      merged[key].update(value)
+    else:
+      merged[key] = value
+  return merged
 
 
 def make_config(overrides: dict, num_videos) -> synthetic.SyntheticConfig:
@@ -98,6 +120,11 @@ def main(argv):
   del argv
   out_dir = _OUTPUT_DIR.value
   overrides = json.loads(_OVERRIDES.value)
+  if _VARIANT.value:
+    try:
+      overrides = variant_overrides(_VARIANT.value, overrides)
+    except ValueError as e:
+      sys.exit(f"error: {e}")
   num_videos = (("train", int(_VIDEOS.value[0])), ("test", int(_VIDEOS.value[1])))
   cfg = make_config(overrides, num_videos)
   unknown = [m for m in _METHODS.value if m not in METHODS]
