@@ -15,8 +15,8 @@ Overrides: top-level fields of SyntheticConfig; "rgb" / "flow" dicts override on
 overrides the same StreamConfig fields in both streams; "preset" picks the starting preset (default thumos14).
 Methods (the schedules are short, for the map; the printed methods otherwise as in their gin files):
   bgm     bgm.gin, 1,500 steps (one video per step)
-  hamnet  cpu/hamnet.gin (the budget widths and schedule), 100 steps, HAMNet.center_features = False (the paper's
-          network)
+  hamnet  cpu/hamnet.gin (the budget widths, the paper's schedule: 1,000 steps of 20 at lr 1e-5, ~10 min at full
+          size), HAMNet.center_features = False (the paper's network, as the file already says)
   stpn    stpn.gin, 3,000 steps
   aumn    aumn.gin, 60 steps
 --steps=METHOD=N,... replaces a method's step count (0: the gin file's own schedule); --gin_param adds bindings to
@@ -50,7 +50,7 @@ _STEPS = flags.DEFINE_list("steps", [], "METHOD=N step counts replacing the defa
 
 METHODS = {
     "bgm": (["--gin_file=bgm.gin"], 1500),
-    "hamnet": (["--gin_file=cpu/hamnet.gin", "--gin_param=HAMNet.center_features = False"], 100),
+    "hamnet": (["--gin_file=cpu/hamnet.gin", "--gin_param=HAMNet.center_features = False"], 0),
     "stpn": (["--gin_file=stpn.gin"], 3000),
     "aumn": (["--gin_file=aumn.gin"], 60),
 }

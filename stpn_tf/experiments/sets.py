@@ -177,9 +177,9 @@ README = ExperimentSet("readme", "Every model's paper file and 2-CPU budget file
            {"model, command": "AUMN, `--gin_file=cpu/aumn.gin` (budget: 120 steps)"}),
     Config("aumn_paper", ("aumn.gin",), (), {"model, command": "AUMN, `--gin_file=aumn.gin` (paper file, ~80 min)"}),
     Config("hamnet_budget", ("cpu/hamnet.gin",), (),
-           {"model, command": "HAM-Net, `--gin_file=cpu/hamnet.gin` (budget: widths 256/128, 200 steps at 3e-4)"}),
+           {"model, command": "HAM-Net, `--gin_file=cpu/hamnet.gin` (budget: widths 256/128; paper schedule)"}),
     Config("hamnet_paper", ("hamnet.gin",), (),
-           {"model, command": "HAM-Net, `--gin_file=hamnet.gin` (paper file: the authors' code, 1-2 hours)"}),
+           {"model, command": "HAM-Net, `--gin_file=hamnet.gin` (paper file: the authors' widths, ~70 min)"}),
 ))
 
 

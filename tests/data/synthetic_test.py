@@ -190,8 +190,15 @@ def test_dense_latent_feature_model_still_generates():
     next(synthetic.generate_videos(dataclasses.replace(synthetic.TINY, feature_model="gan"), "test", 0))
 
 
-def test_thumos14_is_v3_and_tiny_keeps_the_v2_family():
+def test_thumos14_is_v4_and_tiny_keeps_the_v2_family():
+  assert synthetic.GENERATOR_VERSION == 4 and synthetic.PRESETS["thumos14"] is synthetic.THUMOS14
   assert synthetic.THUMOS14.feature_model == "sparse_parts" and synthetic.THUMOS14.foreground_occlusion == 0.9
+  # v4 = v3 (the field defaults, preset thumos14_v3) with candidate V8's confusable, class-bearing context.
+  assert synthetic.PRESETS["thumos14_v3"] == synthetic.SyntheticConfig()
+  assert synthetic.THUMOS14.context_core_share == 0.8 and synthetic.THUMOS14_V3.context_core_share == 0.0
+  assert synthetic.THUMOS14.rgb.class_strength == 3.0 and synthetic.THUMOS14.flow.actionness_strength == 4.0
+  # v2 and v3 keep v3's layout knobs (not v4's).
+  assert synthetic.THUMOS14_V2.distractors_per_instance == synthetic.THUMOS14_V3.distractors_per_instance == 0.35
   assert synthetic.TINY.feature_model == "dense_latent"
   v = next(synthetic.generate_videos("thumos14", "train", 0))
   assert v.flow.min() >= 0.0 and 0.1 < v.flow.mean() < 1.0
