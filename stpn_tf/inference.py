@@ -60,7 +60,8 @@ def predict_videos(task, models, data_dir: str, split: str, batch_size: int = 8,
   the outputs: the video's T, or the test-time sampler's count, see pipeline.make_eval_dataset),
   video_num_segments (the video's T), feature_rate (positions per second of the evaluated axis: the manifest's
   rate times num_segments / video_num_segments, so that `task.detect(outputs, info["feature_rate"])` maps
-  proposals back to seconds of the video), segments [S, 2] s, segment_labels [S].
+  proposals back to seconds of the video), segments [S, 2] s, segment_labels [S], segment_l1_mass {stream:
+  [num_segments]} (each evaluated position's L1 feature norm; attention_health.py correlates the attention with it).
   """
   fns = _predict_fns(models)
   video_level = getattr(task, "video_level_outputs", VIDEO_LEVEL_OUTPUTS)
@@ -70,6 +71,8 @@ def predict_videos(task, models, data_dir: str, split: str, batch_size: int = 8,
     outputs = {name: {k: v.numpy() for k, v in fns[name](task.network_inputs(name, batch)).items()}
                for name in models}
     num_segments = batch["num_segments"].numpy()
+    # Each evaluated position's L1 feature mass per stream [B, T] (attention_health: drift with the mass).
+    mass = {s: np.abs(batch[s].numpy()).sum(axis=-1, dtype=np.float64) for s in task.streams if s in batch}
     for i, length in enumerate(batch["num_positions"].numpy()):
       keep = batch["segment_labels"][i].numpy() >= 0
       info = {"video_id": batch["video_id"][i].numpy().decode("utf-8"), "labels": batch["labels"][i].numpy(),
@@ -77,7 +80,8 @@ def predict_videos(task, models, data_dir: str, split: str, batch_size: int = 8,
               "video_num_segments": int(num_segments[i]),
               "feature_rate": rate * int(length) / max(int(num_segments[i]), 1),
               "segments": batch["segments"][i].numpy()[keep], "segment_labels":
-              batch["segment_labels"][i].numpy()[keep]}
+              batch["segment_labels"][i].numpy()[keep],
+              "segment_l1_mass": {s: m[i, :length] for s, m in mass.items()}}
       per_video = {}
       for name, out in outputs.items():
         per_video[name] = {k: v[i] if k in video_level else v[i, :length] for k, v in out.items()}

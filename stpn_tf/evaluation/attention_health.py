@@ -14,6 +14,17 @@ whether that happened:
                 statistic from ranks, ties averaged (a constant attention scores 0.5). Videos whose segments are all
                 positive or all negative have no AUC: they are skipped and counted.
 
+A fourth number says *why* an attention may be uninformative:
+
+  median mass correlation   the median over videos of the within-video Spearman rank correlation between the
+                attention and each segment's L1 feature mass (the sum of its non-negative features; for a network
+                reading several streams, the sum over them). Under Adam every first-layer weight of an attention
+                unit moves by about the learning rate per step, and on non-negative features a unit's weights
+                tend to move together, so an attention that drifts instead of learning follows the mass: near +1
+                or -1 it ranks segments by how much activation they carry, not by what they show (BUILD_NOTES.md,
+                "When the attention collapses"). Compare it with the AUC: an attention that learned the actions
+                can correlate with the mass only as much as actions and background differ in mass.
+
 `CollapseGuard` watches the training reports of these statistics (and the final evaluation) and raises a warning
 when a network's attention stays collapsed: below `low` or above `high` on more than `max_share` of its segments
 for `patience` consecutive reports. It is plain Python; the training loop binds it to gin as `collapse_guard`.
@@ -112,6 +123,34 @@ def rank_auc(scores: np.ndarray, positives: np.ndarray) -> Optional[float]:
   return float(u / (num_pos * num_neg))
 
 
+def rank_correlation(x: np.ndarray, y: np.ndarray) -> Optional[float]:
+  """Spearman's rank correlation of x [N] and y [N]: the Pearson correlation of their average ranks (ties
+  averaged). Returns None when N < 3 or either is constant (undefined)."""
+  x = np.asarray(x, np.float64).reshape(-1)
+  y = np.asarray(y, np.float64).reshape(-1)
+  if x.shape != y.shape:
+    raise ValueError(f"x {x.shape} and y {y.shape} differ in shape")
+  if x.size < 3 or np.isnan(x).any() or np.isnan(y).any():
+    return None
+  rx, ry = average_ranks(x), average_ranks(y)
+  rx, ry = rx - rx.mean(), ry - ry.mean()
+  denominator = np.sqrt((rx * rx).sum() * (ry * ry).sum())
+  if denominator == 0:
+    return None
+  return float((rx * ry).sum() / denominator)
+
+
+def network_mass(network: str, masses: Mapping[str, np.ndarray]) -> Optional[np.ndarray]:
+  """The L1 feature mass [T] a network reads: its stream's when the network is named after one (per-stream
+  models: "rgb", "flow"), else the sum over the streams given (a joint network such as HAM-Net's). None without
+  masses."""
+  if not masses:
+    return None
+  if network in masses:
+    return np.asarray(masses[network], np.float64).reshape(-1)
+  return np.sum([np.asarray(m, np.float64).reshape(-1) for m in masses.values()], axis=0)
+
+
 def segment_statistics(attention: np.ndarray, low: float = LOW, high: float = HIGH) -> Dict[str, float]:
   """Mean, share below `low` and share above `high` of attention values [N] (real segments only)."""
   attention = np.asarray(attention, np.float64).reshape(-1)
@@ -150,13 +189,20 @@ class AttentionHealth:
     self._count = {n: 0 for n in self.networks}
     self._aucs = {n: [] for n in self.networks}
     self._skipped = {n: 0 for n in self.networks}
+    self._mass_corrs = {n: [] for n in self.networks}
 
-  def update(self, network: str, attention: np.ndarray, positives: np.ndarray) -> Optional[float]:
-    """Adds one video: its attention [T] and segment positives [T] (real segments only). Returns its AUC."""
+  def update(self, network: str, attention: np.ndarray, positives: np.ndarray,
+             mass: Optional[np.ndarray] = None) -> Optional[float]:
+    """Adds one video: its attention [T], segment positives [T] and, optionally, the L1 feature mass [T] the
+    network reads (real segments only). Returns its AUC."""
     attention = np.asarray(attention, np.float64).reshape(-1)
     if network not in self._sum:
       raise KeyError(f"unknown network {network!r}; scored networks are {self.networks}")
     auc = rank_auc(attention, positives)
+    if mass is not None:
+      corr = rank_correlation(attention, mass)
+      if corr is not None:
+        self._mass_corrs[network].append(corr)
     self._sum[network] += float(attention.sum())
     self._below[network] += int(np.sum(attention < self.low))
     self._above[network] += int(np.sum(attention > self.high))
@@ -179,11 +225,16 @@ class AttentionHealth:
       if attention.size != positives.size:
         raise ValueError(f"video {info.get('video_id')}: network {network!r} gives {attention.size} attention "
                          f"values for {positives.size} segments")
-      self.update(network, attention, positives)
+      mass = network_mass(network, info.get("segment_l1_mass") or {})
+      if mass is not None and mass.size != attention.size:
+        raise ValueError(f"video {info.get('video_id')}: {mass.size} feature masses for {attention.size} "
+                         f"attention values")
+      self.update(network, attention, positives, mass)
 
   def result(self) -> Dict:
     """{"low", "high", "networks": {network: {mean, share_below, share_above, num_segments, median_video_auc,
-    num_videos_auc, num_videos_skipped}}}; median_video_auc is None when no video has an AUC."""
+    num_videos_auc, num_videos_skipped, median_mass_correlation, num_videos_mass}}}; median_video_auc is None
+    when no video has an AUC, median_mass_correlation when no video came with feature masses."""
     networks = {}
     for n in self.networks:
       count = self._count[n]
@@ -196,6 +247,8 @@ class AttentionHealth:
           "median_video_auc": float(np.median(aucs)) if aucs else None,
           "num_videos_auc": len(aucs),
           "num_videos_skipped": self._skipped[n],
+          "median_mass_correlation": float(np.median(self._mass_corrs[n])) if self._mass_corrs[n] else None,
+          "num_videos_mass": len(self._mass_corrs[n]),
       }
     return {"low": self.low, "high": self.high, "networks": networks}
 
@@ -219,7 +272,9 @@ def format_result(result: Mapping) -> str:
     auc = "n/a" if r["median_video_auc"] is None else f"{r['median_video_auc']:.3f}"
     lines.append(f"  {name}: mean {r['mean']:.3f}, < {low:g}: {100 * r['share_below']:.1f}%, > {high:g}: "
                  f"{100 * r['share_above']:.1f}%, median AUC {auc} over {r['num_videos_auc']} videos "
-                 f"({r['num_videos_skipped']} without both positive and negative segments skipped)")
+                 f"({r['num_videos_skipped']} without both positive and negative segments skipped)"
+                 + ("" if r.get("median_mass_correlation") is None else
+                    f"; rank correlation with the feature mass {r['median_mass_correlation']:+.2f}"))
   return "\n".join(lines)
 
 

@@ -407,11 +407,12 @@ def _evaluate_validation(task, models, data_dir: str, holdout: pipeline.Holdout,
 def _attention_health_summaries(writer, step: int, health: Dict, prefix: str) -> None:
   """An evaluation's attention health (attention_health.AttentionHealth.result()) as TensorBoard scalars."""
   names = {"mean": "attention_mean", "share_below": f"attention_below_{health['low']:g}",
-           "share_above": f"attention_above_{health['high']:g}", "median_video_auc": "attention_median_video_auc"}
+           "share_above": f"attention_above_{health['high']:g}", "median_video_auc": "attention_median_video_auc",
+           "median_mass_correlation": "attention_mass_rank_correlation"}
   with writer.as_default(step=step):
     for network, values in health["networks"].items():
       for key, tag in names.items():
-        if values[key] is not None:
+        if values.get(key) is not None:
           tf.summary.scalar(f"{prefix}/{network}/{tag}", values[key])
 
 

@@ -84,6 +84,50 @@ def test_attention_health_accumulates_over_videos_and_skips_one_class_videos():
   assert health.result()["networks"]["rgb"]["median_video_auc"] is None
 
 
+def test_rank_correlation_is_spearman_with_averaged_ties():
+  assert ah.rank_correlation([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+  assert ah.rank_correlation([1, 2, 3, 4], [0.4, 0.3, 0.2, 0.1]) == pytest.approx(-1.0)
+  # Ranks x: 1, 2, 3; y = (5, 5, 1): ranks 2.5, 2.5, 1. Centred: (-1, 0, 1) and (0.5, 0.5, -1):
+  # sum of products -1.5; norms sqrt(2) and sqrt(1.5): rho = -1.5 / sqrt(3) = -0.8660.
+  assert ah.rank_correlation([1, 2, 3], [5, 5, 1]) == pytest.approx(-1.5 / np.sqrt(3.0))
+  assert ah.rank_correlation([1, 2, 3], [7, 7, 7]) is None     # constant: undefined
+  assert ah.rank_correlation([1, 2], [1, 2]) is None           # too short
+
+
+def test_network_mass_is_its_stream_or_the_sum_for_a_joint_network():
+  masses = {"rgb": np.array([1.0, 2.0]), "flow": np.array([10.0, 0.0])}
+  np.testing.assert_array_equal(ah.network_mass("flow", masses), [10.0, 0.0])
+  np.testing.assert_array_equal(ah.network_mass("hamnet", masses), [11.0, 2.0])
+  assert ah.network_mass("rgb", {}) is None
+
+
+def test_attention_health_reports_the_median_mass_correlation():
+  health = ah.AttentionHealth(["rgb", "hamnet"])
+  # Video a: rgb attention follows the rgb mass exactly (+1); the joint network follows the summed mass inverted.
+  info_a = {"video_id": "a", "num_segments": 4, "segments": np.array([[1.0, 3.0]]),
+            "segment_l1_mass": {"rgb": np.array([1.0, 2.0, 3.0, 4.0]), "flow": np.array([0.0, 0.0, 0.0, 10.0])}}
+  out_a = {"rgb": {"attention": np.array([0.1, 0.2, 0.3, 0.4])}, "hamnet": {"attention": np.array([0.9, 0.8, 0.7, 0.1])}}
+  # Video b: rgb ranks 1, 2, 3 against masses (5, 5, 1): -0.866 (hand-computed in the test above).
+  info_b = {"video_id": "b", "num_segments": 3, "segments": np.array([[0.0, 1.0]]),
+            "segment_l1_mass": {"rgb": np.array([5.0, 5.0, 1.0]), "flow": np.array([0.0, 0.0, 0.0])}}
+  out_b = {"rgb": {"attention": np.array([0.1, 0.2, 0.3])}, "hamnet": {"attention": np.array([0.3, 0.3, 0.3])}}
+  # Video c: no masses (data without them): counted nowhere.
+  info_c = {"video_id": "c", "num_segments": 3, "segments": np.array([[0.0, 1.0]])}
+  out_c = {"rgb": {"attention": np.array([0.1, 0.2, 0.3])}, "hamnet": {"attention": np.array([0.1, 0.2, 0.3])}}
+  for info, out in ((info_a, out_a), (info_b, out_b), (info_c, out_c)):
+    health.update_video(info, out, 1.0)
+  r = health.result()["networks"]
+  assert r["rgb"]["median_mass_correlation"] == pytest.approx((1.0 - 1.5 / np.sqrt(3.0)) / 2)
+  assert r["rgb"]["num_videos_mass"] == 2
+  assert r["hamnet"]["median_mass_correlation"] == pytest.approx(-1.0)   # video b: constant attention, undefined
+  assert r["hamnet"]["num_videos_mass"] == 1
+  assert "rank correlation with the feature mass +0.07" in ah.format_result(health.result())
+  with pytest.raises(ValueError, match="video d: 2 feature masses for 3 attention values"):
+    health.update_video({"video_id": "d", "num_segments": 3, "segments": np.zeros((0, 2)),
+                         "segment_l1_mass": {"rgb": np.ones(2)}}, {"rgb": {"attention": np.zeros(3)},
+                                                                  "hamnet": {"attention": np.zeros(3)}}, 1.0)
+
+
 def test_attention_health_checks_lengths():
   health = ah.AttentionHealth(["rgb"])
   with pytest.raises(ValueError, match="video v: network 'rgb' gives 3 attention values for 4 segments"):

@@ -426,6 +426,8 @@ def test_train_binary_runs_hamnet_gin_end_to_end(tmp_path):
   result = json.load(open(model_dir / "eval_test.json"))
   assert len(result["mAP"]) == 7 and result["num_videos"] == 3     # hamnet.gin: THUMOS14 IoU 0.1:0.1:0.7
   assert set(result["attention_health"]["networks"]) == {"hamnet"} and "collapse_warnings" in result
+  # The joint network's attention is correlated with the mass of both streams together, on every test video.
+  assert result["attention_health"]["networks"]["hamnet"]["num_videos_mass"] == 3
   assert json.load(open(model_dir / "run_info.json"))["task"] == "hamnet"
   assert "HAMNet.gamma" in open(model_dir / "operative_config.gin").read()
   assert "hamnet_detect.zeta = 0.2" in open(model_dir / "config.gin").read()

@@ -87,11 +87,13 @@ def test_silent_when_stpn_does_not_collapse(tiny_dir, tmp_path, caplog):
     assert r["share_below"] < 0.5 and r["share_above"] < 0.5, (name, r)
     assert r["num_videos_auc"] + r["num_videos_skipped"] == result["num_videos"]
     assert 0.0 <= r["median_video_auc"] <= 1.0
+    # Every test video came with its feature masses (inference.predict_videos), so each has a correlation.
+    assert -1.0 <= r["median_mass_correlation"] <= 1.0 and r["num_videos_mass"] == result["num_videos"]
   saved = json.load(open(os.path.join(model_dir, "eval_test.json")))
   assert saved["collapse_warnings"] == [] and saved["attention_health"] == result["attention_health"]
   # The periodic validation evaluation logs the attention AUC too.
-  assert {"validation/rgb/attention_median_video_auc", "validation/flow/attention_below_0.05"} <= _tags(
-      model_dir, "validation")
+  assert {"validation/rgb/attention_median_video_auc", "validation/flow/attention_below_0.05",
+          "validation/flow/attention_mass_rank_correlation"} <= _tags(model_dir, "validation")
 
 
 def test_training_statistics_over_real_segments_by_hand():
