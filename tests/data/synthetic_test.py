@@ -204,6 +204,18 @@ def test_thumos14_is_v4_and_tiny_keeps_the_v2_family():
   assert v.flow.min() >= 0.0 and 0.1 < v.flow.mean() < 1.0
 
 
+def test_tiny_v4_is_the_tiny_layout_with_v4_features():
+  assert synthetic.PRESETS["tiny_v4"] is synthetic.TINY_V4
+  assert synthetic.TINY_V4.feature_model == "sparse_parts" and synthetic.TINY_V4.rgb == synthetic.THUMOS14.rgb
+  assert synthetic.TINY_V4.class_names == synthetic.TINY.class_names
+  assert synthetic.TINY_V4.context_core_share == synthetic.THUMOS14.context_core_share
+  a = next(synthetic.generate_videos("tiny_v4", "test", 0))
+  b = next(synthetic.generate_videos("tiny", "test", 0))
+  assert a.video_id == b.video_id and a.duration == b.duration and a.rgb.shape == b.rgb.shape
+  np.testing.assert_array_equal(a.segments, b.segments)
+  assert a.rgb.min() >= 0.0 and not np.array_equal(a.rgb, b.rgb)
+
+
 def test_foreground_occlusion_changes_only_action_segments():
   """An action hides part of the context: with occlusion, segments with actionness lose context responses;
   segments with none are unchanged (the same random draws either way)."""

@@ -373,20 +373,31 @@ def tiny_dataset(tmp_path_factory):
   return path
 
 
-def test_learns_the_tiny_dataset(tiny_dataset):
-  """Two hundred steps of the full model (Eq. 10) fit the tiny synthetic training videos (video-level classification
-  mAP >= 0.9) and generalize well above chance (4 classes: chance ~0.3) to its 16 test videos.
+@pytest.fixture(scope="module")
+def tiny_v4_dataset(tmp_path_factory):
+  from stpn_tf.data import synthetic
+  path = str(tmp_path_factory.mktemp("tiny_v4"))
+  synthetic.generate(path, "tiny_v4", seed=0)
+  return path
 
-  The test split gets a lower bar: on these 16 videos the test mAP of this configuration varies between about 0.7
-  and 0.95 from run to run (train mAP is always 1.0), as for the other models (see the report of issue 7).
+
+def test_learns_the_tiny_dataset(tiny_v4_dataset):
+  """Two hundred steps of the full model (Eq. 10) *as printed* (no input centring) fit the tiny v4 synthetic training
+  videos (video-level classification mAP >= 0.9), generalize well above chance (4 classes: chance ~0.3) to its 16
+  test videos, and the attention ranks action segments above background (median per-video AUC).
+
+  The network is the paper's at small widths; the learning rate (3e-4, the paper's is 1e-5) and the step count are
+  the test's budget. On the dense-latent `tiny` preset the printed network's attention collapses at this rate; on
+  `tiny_v4` (sparse non-negative parts, as generator v4) it learns: AUC 0.96, test mAP 0.98 when this was written.
   """
+  tiny_dataset = tiny_v4_dataset
   from stpn_tf import inference
   from stpn_tf.data import pipeline
   from stpn_tf.data import schema
   from stpn_tf.training import trainer as trainer_lib
   gin.parse_config(["make_optimizer.learning_rate = 3e-4", "UniformPerturbedSampler.num_segments = 160"])
   tf.random.set_seed(0)
-  task = hamnet.HAMNet(top_k=0.1, classifier_units=(32, 32), attention_units=16, dropout=0.5, center_features=True)
+  task = hamnet.HAMNet(top_k=0.1, classifier_units=(32, 32), attention_units=16, dropout=0.5, center_features=False)
   manifest = schema.read_manifest(tiny_dataset)
   trainer = trainer_lib.Trainer(task, manifest, tf.distribute.get_strategy(), global_batch_size=8)
   iterator = iter(pipeline.make_train_dataset(tiny_dataset, batch_size=8, streams=task.streams, seed=0))
@@ -399,6 +410,11 @@ def test_learns_the_tiny_dataset(tiny_dataset):
   test_map = inference.classification_metrics(task, trainer.models, tiny_dataset, "test")["classification_mAP"]
   assert train_map >= 0.9, train_map
   assert test_map >= 0.6, test_map
+  from stpn_tf.evaluation import attention_health
+  health = attention_health.AttentionHealth(["hamnet"])
+  for info, outputs in inference.predict_videos(task, trainer.models, tiny_dataset, "test"):
+    health.update_video(info, outputs, info["feature_rate"])
+  assert health.result()["networks"]["hamnet"]["median_video_auc"] >= 0.75, health.result()
 
 
 def test_train_binary_runs_hamnet_gin_end_to_end(tmp_path):
