@@ -2,9 +2,15 @@
 
 Real THUMOS14 I3D features cannot be downloaded here, so this module draws two-stream features from a generative
 model whose parts correspond to the difficulties the WTAL papers address. Every number is a field of
-`SyntheticConfig`; the presets `THUMOS14` and `TINY` are named instances of it.
+`SyntheticConfig`; the presets (`THUMOS14`, `TINY`, `TINY_V4`, `THUMOS14_V3`, `THUMOS14_V2`) are named instances
+of it.
 
-Generative model (GENERATOR_VERSION 3, `feature_model = 'sparse_parts'`, the default). An I3D feature is the
+Generator v4 (GENERATOR_VERSION 4, the default data, preset `thumos14`) is v3's feature model below with a
+harder, class-bearing background (the `THUMOS14` preset's overrides: confusable non-target actions and
+distractors, class evidence concentrated in an instance's middle, long motion-poor lead-in / follow-through that
+shows the class's core unit); v3 stays available as preset `thumos14_v3` (the `SyntheticConfig` defaults).
+
+Generative model (introduced at GENERATOR_VERSION 3, `feature_model = 'sparse_parts'`). An I3D feature is the
 spatio-temporal average of the ReLU responses of 1024 learned channels: non-negative, with a large always-on
 component, each visual concept (a scene, an object, a motion, a sub-action) driving a few channels strongly. So
 each stream s in {rgb, flow} gets a dictionary of sparse non-negative channel patterns (each drives ~4% of the
