@@ -34,6 +34,8 @@ _CONFIGS = flags.DEFINE_list("configs", [], "run only these configurations of th
 _UPDATE_README = flags.DEFINE_string("update_readme", None, "replace the <!-- results:<set>:start/end --> block of "
                                      "this Markdown file with the results table.")
 _LIST = flags.DEFINE_bool("list", False, "list the experiment sets and exit.")
+_TABLES_ONLY = flags.DEFINE_bool("tables_only", False, "train nothing: write the tables (and --update_readme) from "
+                                 "the runs already finished in --output_dir.")
 
 
 def main(argv):
@@ -55,8 +57,15 @@ def main(argv):
     experiment = sets.ExperimentSet(experiment.name, experiment.title,
                                     tuple(experiment.config(c) for c in _CONFIGS.value), experiment.paper_metric)
   command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-  out = runner.run_experiment(experiment, seeds, _OUTPUT_DIR.value, _DATA_DIR.value, _NUM_STEPS.value,
-                              _GIN_PARAM.value, command=command)
+  if _TABLES_ONLY.value:
+    try:
+      out = runner.write_tables_only(experiment, seeds, _OUTPUT_DIR.value, _DATA_DIR.value, _NUM_STEPS.value,
+                                     _GIN_PARAM.value, command=command)
+    except runner.ExperimentError as e:
+      sys.exit(f"error: {e}")
+  else:
+    out = runner.run_experiment(experiment, seeds, _OUTPUT_DIR.value, _DATA_DIR.value, _NUM_STEPS.value,
+                                _GIN_PARAM.value, command=command)
   print(out["markdown"])
   if _UPDATE_README.value:
     runner.update_marked_block(_UPDATE_README.value, experiment.name, out["markdown"])

@@ -55,7 +55,21 @@ def test_two_seeds_make_a_table_with_mean_and_std_and_a_rerun_reuses_them(data_d
   # Each run's own gin config records its seed.
   assert "train_eval.seed = 1" in open(os.path.join(out, "runs", "stpn", "seed_1", "config.gin")).read()
 
+  # The weakest network's median attention AUC, per run (a fraction): the smaller of rgb's and flow's.
+  for s in (0, 1):
+    health = json.load(open(os.path.join(out, "runs", "stpn", f"seed_{s}", "eval_test.json")))["attention_health"]
+    aucs = [n["median_video_auc"] for n in health["networks"].values()]
+    assert runs.set_index("seed").loc[s, "min attention AUC"] == pytest.approx(min(aucs), abs=1e-4)
+
   logs = {s: os.path.getsize(os.path.join(out, "runs", "stpn", f"seed_{s}", "log.txt")) for s in (0, 1)}
+  # --tables_only trains nothing, also for a seed that has no run: its rows count the finished runs only.
+  tables = _tool(*args[:1], "--seeds=0,1,2", *args[2:], "--tables_only")
+  assert tables.returncode == 0, tables.stderr[-3000:]
+  assert "training:" not in tables.stdout + tables.stderr and not os.path.exists(os.path.join(out, "runs", "stpn", "seed_2"))
+  assert pd.read_csv(os.path.join(out, "results.csv"), index_col=0).loc["stpn", "runs"] == 2
+  assert "(1 runs missing or failed)" in open(os.path.join(out, "results.md")).read()
+  empty = _tool("--gin_file=stpn.gin", f"--output_dir={tmp_path / 'nothing'}", "--tables_only")
+  assert empty.returncode != 0 and "holds no runs" in empty.stderr
   second = _tool(*args)
   assert second.returncode == 0, second.stderr[-3000:]
   assert "training:" not in second.stdout + second.stderr
