@@ -49,8 +49,11 @@ KNOWN_CAUSES = (
     "pull it to 0 or 1), and Adam moves every first-layer weight of an attention unit the same way",
     "a sparsity weight that is too strong (attention -> 0) or too weak (-> 1) for the learning rate",
     "a learning rate at which the attention's level drifts faster than the classifier learns per-segment "
-    "evidence (measured for HAM-Net as printed on built-in data: lr 3e-4, the budget file's, collapses to 0; the "
-    "paper's 1e-5 learns on the same data)",
+    "evidence (measured for HAM-Net as printed on built-in data: lr 3e-4, the old budget file's, collapses to 0; "
+    "the paper's 1e-5 learns on the same data)",
+    "an attention that no loss compares with background (AUMN Eq. 7): measured on built-in data, it first ranks "
+    "the actions, then drifts towards the segments' feature mass once the video classification is solved (read "
+    "median_mass_correlation next to the AUC)",
 )
 OPTIONS = (
     "lower make_optimizer.learning_rate",
