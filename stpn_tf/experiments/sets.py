@@ -175,7 +175,7 @@ README = ExperimentSet("readme", "Every model's paper file and 2-CPU budget file
     Config("bgm", ("bgm.gin",), (), {"model, command": "BGM, `--gin_file=bgm.gin` (paper file = budget file)"}),
     Config("aumn_budget", ("cpu/aumn.gin",), (),
            {"model, command": "AUMN, `--gin_file=cpu/aumn.gin` (budget: 120 steps)"}),
-    Config("aumn_paper", ("aumn.gin",), (), {"model, command": "AUMN, `--gin_file=aumn.gin` (paper file, ~80 min)"}),
+    Config("aumn_paper", ("aumn.gin",), (), {"model, command": "AUMN, `--gin_file=aumn.gin` (paper file, 1,000 steps)"}),
     Config("hamnet_budget", ("cpu/hamnet.gin",), (),
            {"model, command": "HAM-Net, `--gin_file=cpu/hamnet.gin` (budget: widths 256/128; paper schedule)"}),
     Config("hamnet_paper", ("hamnet.gin",), (),
