@@ -56,7 +56,8 @@ def main(argv):
   if _CONFIGS.value:
     experiment = sets.ExperimentSet(experiment.name, experiment.title,
                                     tuple(experiment.config(c) for c in _CONFIGS.value), experiment.paper_metric)
-  command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+  # The command that trains these runs (what the tables' "Regenerate" line shows): --tables_only only re-reads them.
+  command = "python " + " ".join(shlex.quote(a) for a in sys.argv if a not in ("--tables_only", "--notables_only"))
   if _TABLES_ONLY.value:
     try:
       out = runner.write_tables_only(experiment, seeds, _OUTPUT_DIR.value, _DATA_DIR.value, _NUM_STEPS.value,
