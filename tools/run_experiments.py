@@ -3,11 +3,14 @@ r"""Trains and evaluates configurations over several seeds and tables mean and s
   python tools/run_experiments.py --gin_file=stpn.gin --seeds=0,1,2,3,4 [--data_dir=DIR] --output_dir=OUT
   python tools/run_experiments.py --experiment=bgm_table1 --seeds=0,1,2 --output_dir=OUT
   python tools/run_experiments.py --experiment=readme --seeds=0,1 --output_dir=OUT --update_readme=README.md
+  python tools/run_experiments.py --experiment=bgm_table1 --seeds=0,1,2 --output_dir=OUT2 --reuse_dir=OUT
   python tools/run_experiments.py --list
 
 Each run is its own `python -m stpn_tf.train` process (a crash loses only that run); finished runs are reused when
 the command is repeated. Writes OUT/results.md and results.csv (mean and standard deviation over seeds, pandas),
-results_runs.csv (every run) and experiment.json (configurations, commit, machine). Library:
+results_runs.csv (every run) and experiment.json (configurations, commit, machine). --reuse_dir copies a missing run
+from another output directory when a finished one there has the same gin configuration, seed and dataset (a paper
+table's full-model row is the readme set's run of that paper file). Library:
 stpn_tf/experiments/{sets,runner}.py.
 """
 
@@ -33,6 +36,8 @@ _NUM_STEPS = flags.DEFINE_integer("num_steps", None, "training steps of every ru
 _CONFIGS = flags.DEFINE_list("configs", [], "run only these configurations of the set.")
 _UPDATE_README = flags.DEFINE_string("update_readme", None, "replace the <!-- results:<set>:start/end --> block of "
                                      "this Markdown file with the results table.")
+_REUSE_DIR = flags.DEFINE_multi_string("reuse_dir", [], "output directories of other sets: a missing run is copied "
+                                        "from a finished run there with the same gin configuration, seed and dataset.")
 _LIST = flags.DEFINE_bool("list", False, "list the experiment sets and exit.")
 _TABLES_ONLY = flags.DEFINE_bool("tables_only", False, "train nothing: write the tables (and --update_readme) from "
                                  "the runs already finished in --output_dir.")
@@ -66,7 +71,7 @@ def main(argv):
       sys.exit(f"error: {e}")
   else:
     out = runner.run_experiment(experiment, seeds, _OUTPUT_DIR.value, _DATA_DIR.value, _NUM_STEPS.value,
-                                _GIN_PARAM.value, command=command)
+                                _GIN_PARAM.value, command=command, reuse_dirs=_REUSE_DIR.value)
   print(out["markdown"])
   if _UPDATE_README.value:
     runner.update_marked_block(_UPDATE_README.value, experiment.name, out["markdown"])

@@ -13,15 +13,23 @@ eval_test.json exists is finished and never redone (rerunning the command fills 
 made for another configuration is refused rather than reused. Nothing here reads the test split to choose
 anything: every run reports its last checkpoint.
 
+Sets share rows: every paper table's full model is a model's paper file, also a row of the `readme` set. With
+`reuse_dirs` (`--reuse_dir`), a missing run is copied from a finished run in another output directory whose gin
+files and bindings parse to the same gin configuration (same seed, dataset and steps): e.g. bgm_table1's row 8
+restates bgm.gin's weights and is the `readme` set's `bgm` run. The copy records where it came from
+(experiment_run.json "reused_from") and the tables say how many runs were copied.
+
 Run long experiments from a checkout nobody edits (e.g. `git worktree add ../frozen HEAD` and PYTHONPATH=../frozen):
 tf.function's autograph re-reads a function's source file when it first converts it, so editing the code while a
 run is in flight can make that run fail or, worse, run code that is not the commit the results claim.
 """
 
 import datetime
+import glob
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -78,9 +86,59 @@ def _write_text_atomic(path: str, text: str) -> None:
   os.replace(tmp, path)
 
 
+def effective_gin(gin_files: Sequence[str], gin_params: Sequence[str]) -> str:
+  """The gin configuration that gin files plus bindings parse to (gin.config_str(): every binding, one per line,
+  sorted), so that two configurations writing the same values differently compare equal. Leaves gin cleared."""
+  import gin  # pylint: disable=import-outside-toplevel  (TensorFlow and every model: only when reusing runs)
+  from stpn_tf import config as config_lib  # pylint: disable=import-outside-toplevel
+  gin.clear_config()
+  try:
+    config_lib.parse_gin(gin_files, gin_params, finalize=False)
+    return gin.config_str()
+  finally:
+    gin.clear_config()
+
+
+def _run_bindings(spec: Dict) -> List[str]:
+  return [*spec["gin_params"], *spec.get("extra_gin_params", []), f"train_eval.seed = {spec['seed']}"]
+
+
+def find_reusable_run(spec: Dict, reuse_dirs: Sequence[str]) -> Optional[str]:
+  """A finished run folder under reuse_dirs/runs/*/seed_<k> with the same seed, dataset, steps and effective gin
+  configuration as `spec` (a run_one spec), or None."""
+  target = None
+  for reuse_dir in reuse_dirs:
+    for spec_path in sorted(glob.glob(os.path.join(reuse_dir, "runs", "*", f"seed_{spec['seed']}", RUN_SPEC))):
+      record = _read_json(spec_path)
+      other = record.get("spec") or {}
+      folder = os.path.dirname(spec_path)
+      if (record.get("status") != "finished" or not os.path.exists(os.path.join(folder, RESULT))
+          or record.get("reused_from") or any(other.get(k) != spec[k] for k in ("seed", "data_dir", "num_steps"))):
+        continue
+      target = target if target is not None else effective_gin(spec["gin_files"], _run_bindings(spec))
+      if effective_gin(other["gin_files"], _run_bindings(other)) == target:
+        return folder
+  return None
+
+
+def _copy_run(source: str, model_dir: str, spec: Dict) -> Dict:
+  """Copies a finished run folder to model_dir (a temporary name first) with this configuration's spec."""
+  original = _read_json(os.path.join(source, RUN_SPEC))
+  tmp = f"{model_dir}.tmp-{os.getpid()}"
+  shutil.rmtree(tmp, ignore_errors=True)
+  shutil.copytree(source, tmp)
+  record = dict(original, spec=spec, reused_from=os.path.abspath(source), reused_spec=original["spec"])
+  _write_text_atomic(os.path.join(tmp, RUN_SPEC), json.dumps(record, indent=1))
+  os.makedirs(os.path.dirname(model_dir), exist_ok=True)
+  os.replace(tmp, model_dir)
+  return record
+
+
 def run_one(config: sets_lib.Config, seed: int, output_dir: str, data_dir: Optional[str] = None,
-            num_steps: Optional[int] = None, extra_gin_params: Sequence[str] = (), log=print) -> Dict:
-  """Trains and evaluates one (configuration, seed) unless it is already finished. Returns its status record."""
+            num_steps: Optional[int] = None, extra_gin_params: Sequence[str] = (), log=print,
+            reuse_dirs: Sequence[str] = ()) -> Dict:
+  """Trains and evaluates one (configuration, seed) unless it is already finished, or copies it from an equal
+  finished run under reuse_dirs (find_reusable_run). Returns its status record."""
   model_dir = run_dir(output_dir, config, seed)
   spec = dict(config.spec(), seed=seed, data_dir=data_dir, num_steps=num_steps,
               extra_gin_params=list(extra_gin_params))
@@ -92,6 +150,11 @@ def run_one(config: sets_lib.Config, seed: int, output_dir: str, data_dir: Optio
                             f"{spec}. Use another --output_dir or remove that folder.")
     if existing.get("status") == "finished" and os.path.exists(os.path.join(model_dir, RESULT)):
       return existing
+  if reuse_dirs and not os.path.exists(model_dir):
+    source = find_reusable_run(spec, reuse_dirs)
+    if source:
+      log(f"[{config.name} seed {seed}] copied from {source} (the same gin configuration)")
+      return _copy_run(source, model_dir, spec)
   os.makedirs(model_dir, exist_ok=True)
   cmd = train_command(config, seed, model_dir, data_dir, num_steps, extra_gin_params)
   record = {"spec": spec, "command": cmd, "status": "running", "started": _now(), **git_commit(_REPO)}
@@ -142,8 +205,9 @@ def collect(experiment: sets_lib.ExperimentSet, seeds: Sequence[int], output_dir
       spec_path = os.path.join(model_dir, RUN_SPEC)
       record = _read_json(spec_path) if os.path.exists(spec_path) else {}
       rows.append(dict(config=config.name, seed=seed, **_metrics(_read_json(result_path)),
-                       wall_s=record.get("wall_s", np.nan), commit=record.get("commit")))
-  columns = ["config", "seed", *METRIC_COLUMNS, "wall_s", "commit"]
+                       wall_s=record.get("wall_s", np.nan), commit=record.get("commit"),
+                       reused_from=record.get("reused_from", "")))
+  columns = ["config", "seed", *METRIC_COLUMNS, "wall_s", "commit", "reused_from"]
   return pd.DataFrame(rows, columns=columns)
 
 
@@ -221,13 +285,18 @@ def write_results(experiment: sets_lib.ExperimentSet, seeds: Sequence[int], outp
   _write_text_atomic(os.path.join(output_dir, "results_runs.csv"), runs.to_csv(index=False, float_format="%.4f"))
   _write_text_atomic(os.path.join(output_dir, "results.csv"), summary.to_csv(float_format="%.4f"))
   missing = len(experiment.configs) * len(seeds) - len(runs)
+  reused = sorted({os.path.dirname(os.path.dirname(os.path.dirname(str(r))))
+                   for r in runs["reused_from"] if isinstance(r, str) and r})
+  copied = int(sum(isinstance(r, str) and bool(r) for r in runs["reused_from"]))
   text = "\n".join([
       f"## {experiment.title}", "",
       f"Detection mAP (%) on the test split, mean ± standard deviation over seeds {', '.join(map(str, seeds))} "
       f"(last checkpoint of each run; nothing selected on the test split); min attention AUC: the weakest "
       f"network's median per-video attention AUC on the test split (0.5 = chance). Runs trained at commit "
       f"{', '.join(run_commits) or 'unrecorded'}; table written at commit {provenance['commit']}"
-      f"{' (with uncommitted changes)' if provenance['dirty'] else ''}, {provenance['date']}.",
+      f"{' (with uncommitted changes)' if provenance['dirty'] else ''}, {provenance['date']}."
+      + (f" {copied} of the runs were copied from {', '.join(reused)} (`--reuse_dir`: a finished run of the same "
+         f"gin configuration, seed and dataset; see each run's experiment_run.json)." if copied else ""),
       "", markdown_table(experiment, summary), "",
       f"Regenerate: `{command}`" + (f" ({missing} runs missing or failed)" if missing else ""), ""])
   _write_text_atomic(os.path.join(output_dir, "results.md"), text)
@@ -252,9 +321,11 @@ def write_tables_only(experiment: sets_lib.ExperimentSet, seeds: Sequence[int], 
 
 def run_experiment(experiment: sets_lib.ExperimentSet, seeds: Sequence[int], output_dir: str,
                    data_dir: Optional[str] = None, num_steps: Optional[int] = None,
-                   extra_gin_params: Sequence[str] = (), command: str = "", log=print) -> Dict:
+                   extra_gin_params: Sequence[str] = (), command: str = "", log=print,
+                   reuse_dirs: Sequence[str] = ()) -> Dict:
   """Every (seed, configuration) in seed-major order (a partial run has one seed of everything first), then the
-  tables. Returns {"failed": [(config, seed), ...], "markdown": text}."""
+  tables; a missing run equal to a finished one under reuse_dirs is copied (run_one). Returns
+  {"failed": [(config, seed), ...], "markdown": text}."""
   os.makedirs(output_dir, exist_ok=True)
   failed = []
   total, done = len(seeds) * len(experiment.configs), 0
@@ -262,7 +333,8 @@ def run_experiment(experiment: sets_lib.ExperimentSet, seeds: Sequence[int], out
     for config in experiment.configs:
       done += 1
       log(f"run {done}/{total}: {config.name}, seed {seed}")
-      record = run_one(config, seed, output_dir, data_dir, num_steps, extra_gin_params, log=log)
+      record = run_one(config, seed, output_dir, data_dir, num_steps, extra_gin_params, log=log,
+                       reuse_dirs=reuse_dirs)
       if record["status"] != "finished":
         failed.append((config.name, seed))
       write_results(experiment, seeds, output_dir, command,

@@ -112,6 +112,44 @@ def test_a_run_folder_of_another_configuration_is_refused(tmp_path, monkeypatch)
     runner.run_one(b, 0, str(tmp_path), log=lambda *_: None)
 
 
+def test_reuse_dir_copies_a_run_of_the_same_gin_configuration_only(tmp_path, monkeypatch):
+  calls = []
+
+  def fake_call(cmd, stdout, stderr):  # stands in for the training process
+    calls.append(cmd)
+    model_dir = [a.split("=", 1)[1] for a in cmd if a.startswith("--model_dir=")][0]
+    with open(os.path.join(model_dir, runner.RESULT), "w") as f:
+      json.dump({"tiou_thresholds": [0.5], "mAP": [0.25 if "seed = 0" in cmd[-1] else 0.5],
+                 "classification_mAP": 0.5}, f)
+    return 0
+
+  monkeypatch.setattr(runner.subprocess, "call", fake_call)
+  first = str(tmp_path / "first")
+  runner.run_experiment(sets.single(["stpn.gin"]), [0, 1], first, log=lambda *_: None)
+  assert len(calls) == 2
+  # stpn.gin binds STPN.sparsity_weight = 0.8: "full" restates it (same configuration), "no_sparsity" changes it.
+  table = sets.ExperimentSet("fig", "fig", (
+      sets.Config("full", ("stpn.gin",), ("STPN.sparsity_weight = 0.8",)),
+      sets.Config("no_sparsity", ("stpn.gin",), ("STPN.sparsity_weight = 0.0",))))
+  second = str(tmp_path / "second")
+  lines = []
+  out = runner.run_experiment(table, [0], second, log=lines.append, reuse_dirs=[first])
+  assert out["failed"] == [] and len(calls) == 3 and "sparsity_weight = 0.0" in " ".join(calls[2])
+  assert any("copied from" in line and "stpn/seed_0" in line for line in lines)
+  record = json.load(open(os.path.join(second, "runs", "full", "seed_0", runner.RUN_SPEC)))
+  assert record["reused_from"].endswith(os.path.join("first", "runs", "stpn", "seed_0"))
+  assert record["spec"]["name"] == "full" and record["reused_spec"]["name"] == "stpn"
+  runs = pd.read_csv(os.path.join(second, "results_runs.csv")).set_index("config")
+  assert runs.loc["full", "0.5"] == pytest.approx(25.0)   # seed 0's result, not seed 1's
+  assert "1 of the runs were copied from" in out["markdown"]
+  # Seed 1 finished in `first`, but with the default steps: another step count is another run, so it trains.
+  runner.run_experiment(table, [1], second, num_steps=5, log=lambda *_: None, reuse_dirs=[first])
+  assert len(calls) == 5
+  # A rerun finds the copy finished and does nothing.
+  runner.run_experiment(table, [0], second, log=lambda *_: None, reuse_dirs=[first])
+  assert len(calls) == 5
+
+
 def test_update_marked_block(tmp_path):
   path = tmp_path / "README.md"
   path.write_text("head\n<!-- results:readme:start -->\nold\n<!-- results:readme:end -->\ntail\n")
