@@ -4,6 +4,7 @@ import gin
 import pytest
 
 from stpn_tf import config
+from stpn_tf.experiments import runner
 from stpn_tf.experiments import sets
 
 
@@ -84,3 +85,16 @@ def test_unknown_names_are_errors():
     sets.get("nope")
   with pytest.raises(KeyError, match="no configuration 'row99'"):
     sets.get("bgm_table1").config("row99")
+
+
+@pytest.mark.parametrize("name,row,gin_file", [("stpn_fig5", "full", "stpn.gin"), ("bgm_table1", "row8", "bgm.gin"),
+                                               ("aumn_table4", "row6", "cpu/aumn.gin"),
+                                               ("hamnet_table1", "row11", "cpu/hamnet.gin")])
+def test_each_tables_full_model_is_its_file(name, row, gin_file):
+  """The full-model row parses to the same gin configuration as the file the readme set runs (what lets
+  run_experiments --reuse_dir copy those runs); another row does not."""
+  experiment = sets.get(name)
+  full = experiment.config(row)
+  assert runner.effective_gin(full.gin_files, full.gin_params) == runner.effective_gin([gin_file], [])
+  other = experiment.configs[0]
+  assert runner.effective_gin(other.gin_files, other.gin_params) != runner.effective_gin([gin_file], [])
