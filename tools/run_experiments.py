@@ -70,8 +70,11 @@ def main(argv):
     except runner.ExperimentError as e:
       sys.exit(f"error: {e}")
   else:
-    out = runner.run_experiment(experiment, seeds, _OUTPUT_DIR.value, _DATA_DIR.value, _NUM_STEPS.value,
-                                _GIN_PARAM.value, command=command, reuse_dirs=_REUSE_DIR.value)
+    try:
+      out = runner.run_experiment(experiment, seeds, _OUTPUT_DIR.value, _DATA_DIR.value, _NUM_STEPS.value,
+                                  _GIN_PARAM.value, command=command, reuse_dirs=_REUSE_DIR.value)
+    except runner.ExperimentError as e:
+      sys.exit(f"error: {e}")
   print(out["markdown"])
   if _UPDATE_README.value:
     runner.update_marked_block(_UPDATE_README.value, experiment.name, out["markdown"])

@@ -326,6 +326,9 @@ def run_experiment(experiment: sets_lib.ExperimentSet, seeds: Sequence[int], out
   """Every (seed, configuration) in seed-major order (a partial run has one seed of everything first), then the
   tables; a missing run equal to a finished one under reuse_dirs is copied (run_one). Returns
   {"failed": [(config, seed), ...], "markdown": text}."""
+  for reuse_dir in reuse_dirs:   # a mistyped --reuse_dir would silently retrain everything
+    if not os.path.isdir(os.path.join(reuse_dir, "runs")):
+      raise ExperimentError(f"--reuse_dir {reuse_dir} holds no runs (no {os.path.join(reuse_dir, 'runs')} folder)")
   os.makedirs(output_dir, exist_ok=True)
   failed = []
   total, done = len(seeds) * len(experiment.configs), 0

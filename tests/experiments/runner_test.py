@@ -145,6 +145,8 @@ def test_reuse_dir_copies_a_run_of_the_same_gin_configuration_only(tmp_path, mon
   # Seed 1 finished in `first`, but with the default steps: another step count is another run, so it trains.
   runner.run_experiment(table, [1], second, num_steps=5, log=lambda *_: None, reuse_dirs=[first])
   assert len(calls) == 5
+  with pytest.raises(runner.ExperimentError, match="holds no runs"):
+    runner.run_experiment(table, [0], second, log=lambda *_: None, reuse_dirs=[str(tmp_path / "typo")])
   # A rerun finds the copy finished and does nothing.
   runner.run_experiment(table, [0], second, log=lambda *_: None, reuse_dirs=[first])
   assert len(calls) == 5
