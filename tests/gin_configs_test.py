@@ -157,6 +157,13 @@ def test_activitynet_files_evaluate_at_activitynet_thresholds(name):
   assert tuple(gin.query_parameter("train_eval.eval_tiou_thresholds")) == ACTIVITYNET_TIOU
 
 
+def test_stpn_activitynet_sparsity_is_the_reproductions_beta_at_200_classes():
+  """stpn.gin's beta conversion (C * 1e-4 * 400) depends on the number of classes: ActivityNet 1.3 has 200."""
+  _parse("stpn_activitynet13.gin")
+  assert math.isclose(gin.query_parameter("STPN.sparsity_weight"), 200 * 1e-4 * 400)
+  assert gin.query_parameter("make_optimizer.learning_rate") == 1e-4          # the rest is stpn.gin's
+
+
 def test_hamnet_activitynet_values():
   _parse("hamnet_activitynet12.gin")
   q = gin.query_parameter

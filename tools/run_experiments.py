@@ -4,13 +4,15 @@ r"""Trains and evaluates configurations over several seeds and tables mean and s
   python tools/run_experiments.py --experiment=bgm_table1 --seeds=0,1,2 --output_dir=OUT
   python tools/run_experiments.py --experiment=readme --seeds=0,1 --output_dir=OUT --update_readme=README.md
   python tools/run_experiments.py --experiment=bgm_table1 --seeds=0,1,2 --output_dir=OUT2 --reuse_dir=OUT
+  python tools/run_experiments.py --experiment=stpn_fig5 --seeds=0,1,2 --output_dir=OUT --lanes=2
   python tools/run_experiments.py --list
 
 Each run is its own `python -m stpn_tf.train` process (a crash loses only that run); finished runs are reused when
 the command is repeated. Writes OUT/results.md and results.csv (mean and standard deviation over seeds, pandas),
 results_runs.csv (every run) and experiment.json (configurations, commit, machine). --reuse_dir copies a missing run
 from another output directory when a finished one there has the same gin configuration, seed and dataset (a paper
-table's full-model row is the readme set's run of that paper file). Library:
+table's full-model row is the readme set's run of that paper file). --lanes=N trains N runs at once, each pinned
+to its own share of the CPUs (stpn_tf/experiments/pin.py). Library:
 stpn_tf/experiments/{sets,runner}.py.
 """
 
@@ -38,6 +40,8 @@ _UPDATE_README = flags.DEFINE_string("update_readme", None, "replace the <!-- re
                                      "this Markdown file with the results table.")
 _REUSE_DIR = flags.DEFINE_multi_string("reuse_dir", [], "output directories of other sets: a missing run is copied "
                                         "from a finished run there with the same gin configuration, seed and dataset.")
+_LANES = flags.DEFINE_integer("lanes", 1, "runs trained at once, each pinned to its own equal share of the CPUs "
+                               "(2 on a 2-core machine: ~1.25x the throughput of one run at a time).")
 _LIST = flags.DEFINE_bool("list", False, "list the experiment sets and exit.")
 _TABLES_ONLY = flags.DEFINE_bool("tables_only", False, "train nothing: write the tables (and --update_readme) from "
                                  "the runs already finished in --output_dir.")
@@ -72,7 +76,8 @@ def main(argv):
   else:
     try:
       out = runner.run_experiment(experiment, seeds, _OUTPUT_DIR.value, _DATA_DIR.value, _NUM_STEPS.value,
-                                  _GIN_PARAM.value, command=command, reuse_dirs=_REUSE_DIR.value)
+                                  _GIN_PARAM.value, command=command, reuse_dirs=_REUSE_DIR.value,
+                                  lanes=_LANES.value)
     except runner.ExperimentError as e:
       sys.exit(f"error: {e}")
   print(out["markdown"])

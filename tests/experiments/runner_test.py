@@ -4,6 +4,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import pandas as pd
 import pytest
@@ -150,6 +152,56 @@ def test_reuse_dir_copies_a_run_of_the_same_gin_configuration_only(tmp_path, mon
   # A rerun finds the copy finished and does nothing.
   runner.run_experiment(table, [0], second, log=lambda *_: None, reuse_dirs=[first])
   assert len(calls) == 5
+
+
+def test_cpu_lanes_split_the_cpus_into_equal_disjoint_groups():
+  assert runner.cpu_lanes(2, [1, 0]) == [(0,), (1,)]
+  assert runner.cpu_lanes(2, [0, 1, 2, 3, 4]) == [(0, 1), (2, 3)]     # CPU 4 left over: equal shares
+  assert runner.cpu_lanes(1, [0, 1]) == [(0, 1)]
+  with pytest.raises(runner.ExperimentError, match="needs at least 3 CPUs"):
+    runner.cpu_lanes(3, [0, 1])
+  with pytest.raises(runner.ExperimentError, match="at least 1"):
+    runner.cpu_lanes(0, [0, 1])
+
+
+def test_lanes_train_runs_at_once_each_pinned_to_its_own_cpus(tmp_path, monkeypatch):
+  lock = threading.Lock()
+  running, calls, overlaps = {}, [], []
+
+  def fake_call(cmd, stdout, stderr):  # stands in for the pinned training process
+    assert cmd[1:3] == ["-m", "stpn_tf.experiments.pin"] and cmd[4] == "--"
+    model_dir = [a.split("=", 1)[1] for a in cmd if a.startswith("--model_dir=")][0]
+    with lock:
+      calls.append(cmd)
+      if cmd[3] in running.values():
+        overlaps.append(cmd[3])
+      running[model_dir] = cmd[3]
+      overlaps.append(len(running))
+    time.sleep(0.3)
+    with lock:
+      del running[model_dir]
+    with open(os.path.join(model_dir, runner.RESULT), "w") as f:
+      json.dump({"tiou_thresholds": [0.5], "mAP": [0.25], "classification_mAP": 0.5}, f)
+    return 0
+
+  monkeypatch.setattr(runner.subprocess, "call", fake_call)
+  experiment = sets.ExperimentSet("t", "t", (sets.Config("a", ("stpn.gin",), ()),
+                                             sets.Config("b", ("stpn.gin",), ("STPN.sparsity_weight = 0.0",))))
+  lines = []
+  out = runner.run_experiment(experiment, [0, 1], str(tmp_path), log=lines.append, lanes=2, cpus=[7, 3])
+  assert out["failed"] == [] and len(calls) == 4
+  assert sorted({c[3] for c in calls}) == ["3", "7"]          # one CPU per lane
+  assert "3" not in overlaps and "7" not in overlaps          # two runs at once never share a lane
+  assert max(o for o in overlaps if isinstance(o, int)) == 2  # and two did run at once
+  record = json.load(open(os.path.join(tmp_path, "runs", "a", "seed_0", runner.RUN_SPEC)))
+  assert record["cpus"] in ([3], [7]) and record["command"][2] == "stpn_tf.experiments.pin"
+  assert pd.read_csv(tmp_path / "results.csv", index_col=0)["runs"].tolist() == [2, 2]
+  assert any(line.startswith("run 1/4: a, seed 0 on CPUs") for line in lines)
+  # One lane: the plain command, as before.
+  calls.clear()
+  monkeypatch.setattr(runner.subprocess, "call", lambda cmd, stdout, stderr: calls.append(cmd) or 1)
+  runner.run_experiment(experiment, [2], str(tmp_path), log=lambda *_: None)
+  assert [c[1:3] for c in calls] == [["-m", "stpn_tf.train"]] * 2
 
 
 def test_update_marked_block(tmp_path):
