@@ -216,6 +216,19 @@ def test_tiny_v4_is_the_tiny_layout_with_v4_features():
   assert a.rgb.min() >= 0.0 and not np.array_equal(a.rgb, b.rgb)
 
 
+def test_small_v4_is_v4_with_fewer_shorter_videos():
+  cfg = synthetic.PRESETS["small_v4"]
+  assert cfg is synthetic.SMALL_V4 and cfg.num_classes == 20 and cfg.split_sizes() == {"train": 64, "test": 24}
+  # Every v4 feature and confuser setting; only the number and length of the videos differ.
+  same = dataclasses.replace(cfg, num_videos=synthetic.THUMOS14.num_videos,
+                             videos_per_shard=synthetic.THUMOS14.videos_per_shard,
+                             **{f: getattr(synthetic.THUMOS14, f) for f in (
+                                 "duration_log_mean", "duration_log_std", "min_duration_s", "max_duration_s")})
+  assert same == synthetic.THUMOS14
+  v = next(synthetic.generate_videos("small_v4", "train", 0))
+  assert 19.5 <= v.duration <= 95.0 and v.rgb.min() >= 0.0
+
+
 def test_foreground_occlusion_changes_only_action_segments():
   """An action hides part of the context: with occlusion, segments with actionness lose context responses;
   segments with none are unchanged (the same random draws either way)."""

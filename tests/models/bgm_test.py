@@ -326,22 +326,30 @@ def tiny_dirs(tmp_path_factory):
   return dirs
 
 
-def test_learning_on_the_tiny_dataset(tiny_dirs, tmp_path):
-  """One-video steps through train_eval learn video-level classification on the tiny dataset.
+def test_learns_as_printed_on_the_small_v4_dataset(tmp_path):
+  """bgm.gin exactly as shipped (the paper's 1/T pooling of Eqs. 1 and 4, lr 1e-4, one video per step; only the
+  step count is the test's) learns on the `small_v4` preset: video-level classification well above chance (20
+  classes) and, in both streams, an attention that ranks action segments above background without saturating.
 
-  With the paper's 1/T pooling (Eqs. 1, 4) the attention of this model ends in an all-0 or all-1 corner on the
-  synthetic data (which one depends on the run; see gin_configs/bgm.gin and the report), giving anything from chance
-  (~0.3-0.5) to ~0.85; this test uses the weighted-mean pooling option and lr 1e-3. Its results over repeated runs
-  spread from 0.70 to 1.0 (data order is not deterministic), so the bar is 0.65: learning, not a paper number.
+  Measured (session 8) over training seeds 0 / 1 / 2 at 4,000 steps: classification mAP 0.86 / 0.65 / 0.86, median
+  per-video attention AUC rgb 0.76 / 0.69 / 0.74, flow 0.75 / 0.67 / 0.70, at most 61% of a stream's segments below
+  0.05 or 44% above 0.95; this test's first run (seed 0 again: the data order is not deterministic): 0.83, rgb
+  0.70, flow 0.73, 65% / 42%. On 4-class data (the `tiny` and `tiny_v4` presets) the same file ends with the flow
+  attention inverted (AUC 0.06-0.25), which is why the test does not use them (BUILD_NOTES.md, session 8).
   """
-  config.parse_gin(["bgm.gin"], ["make_optimizer.learning_rate = 1e-3", "BGM.pooling_normalization = 'attention'",
-                                 "train_eval.eval_every = 0", "train_eval.final_evaluation = False",
-                                 "train_eval.checkpoint_every = 1000", "train_eval.steps_per_loop = 250"])
-  result = trainer.train_eval(str(tmp_path / "model"), tiny_dirs[0], num_steps=1000)
-  assert result["step"] == 1000
-  task, models = runs.restore_models(str(tmp_path / "model"), tiny_dirs[0])
-  metrics = inference.classification_metrics(task, models, tiny_dirs[0], "test")
-  assert metrics["classification_mAP"] >= 0.65, metrics
+  data_dir = str(tmp_path / "small_v4")
+  synthetic.generate(data_dir, "small_v4", seed=0)
+  config.parse_gin(["bgm.gin"], ["train_eval.steps_per_loop = 500", "train_eval.checkpoint_every = 4000"])
+  result = trainer.train_eval(str(tmp_path / "model"), data_dir, num_steps=4000)
+  assert result["step"] == 4000
+  evaluation = json.load(open(tmp_path / "model" / "eval_test.json"))
+  assert evaluation["classification_mAP"] >= 0.55, evaluation["classification_mAP"]
+  health = evaluation["attention_health"]["networks"]
+  assert set(health) == {"rgb", "flow"}
+  for network, h in health.items():
+    assert h["median_video_auc"] >= 0.62, (network, h)
+    assert h["share_below"] < 0.9 and h["share_above"] < 0.9, (network, h)
+  assert evaluation["average_mAP_0.1:0.5"] > 0.1, evaluation["average_mAP_0.1:0.5"]
 
 
 def test_all_segments_one_video_per_batch_and_mixed_datasets(tiny_dirs):
