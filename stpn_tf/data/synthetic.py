@@ -141,6 +141,8 @@ class StreamConfig:
   nuisance_strength: float = 0.5  # smooth background variability (camera motion, crowd, graphics)
   foreground_occlusion: Optional[float] = None   # this stream's share of the context an action hides (sparse_parts;
                                                  # None: SyntheticConfig.foreground_occlusion)
+  context_class_scale: float = 1.0  # sparse_parts: this stream's share of a context event's class evidence (a run-up
+                                    # or replay shows the athlete and apparatus to rgb, not the action's motion to flow)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -752,6 +754,8 @@ def _parts_features(cfg: SyntheticConfig, scfg: StreamConfig, world: _PartsWorld
     protos[ctx] = ((1 - cfg.context_core_share) * protos[ctx]
                    + cfg.context_core_share * protos[ctx][:, 1:2, :]).astype(np.float32)
   protos *= _lognormal(rng, (events.kind.size, 1, d), cfg.instance_jitter)
+  if scfg.context_class_scale != 1.0:   # no random draw: the rest of the video is unchanged
+    protos[events.kind == _CONTEXT] *= np.float32(scfg.context_class_scale)
   action = scfg.class_strength * (cls_w.reshape(num_segments, -1) @ protos.reshape(-1, d))     # [T, D]
   action += scfg.actionness_strength * act_w.sum(axis=1)[:, None] * world.actionness[None, :]
   signal = np.zeros_like(action)

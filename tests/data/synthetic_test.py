@@ -216,6 +216,17 @@ def test_tiny_v4_is_the_tiny_layout_with_v4_features():
   assert a.rgb.min() >= 0.0 and not np.array_equal(a.rgb, b.rgb)
 
 
+def test_context_class_scale_changes_only_context_segments_of_its_stream():
+  base = synthetic.THUMOS14
+  cfg = dataclasses.replace(base, flow=dataclasses.replace(base.flow, context_class_scale=0.0))
+  a = next(synthetic.generate_videos(base, "train", 0))
+  b = next(synthetic.generate_videos(cfg, "train", 0))
+  np.testing.assert_array_equal(a.rgb, b.rgb)                 # the other stream: identical
+  changed = np.any(a.flow != b.flow, axis=1)
+  assert changed.any() and not changed.all()
+  assert np.all(b.flow.sum(axis=1)[changed] < a.flow.sum(axis=1)[changed])   # class evidence removed, not added
+
+
 def test_small_v4_is_v4_with_fewer_shorter_videos():
   cfg = synthetic.PRESETS["small_v4"]
   assert cfg is synthetic.SMALL_V4 and cfg.num_classes == 20 and cfg.split_sizes() == {"train": 64, "test": 24}
