@@ -178,7 +178,7 @@ README = ExperimentSet("readme", "Every model's paper file and 2-CPU budget file
     Config("bgm", ("bgm.gin",), (), {"model, command": "BGM, `--gin_file=bgm.gin` (paper file = budget file)"}),
     # The paper gives no step count ("our model can simply be trained to convergence"); bgm.gin's 15,000 are ours.
     Config("bgm_60k", ("bgm.gin",), ("train_eval.default_num_steps = 60000",),
-           {"model, command": "BGM, `--gin_file=bgm.gin --num_steps=60000` (4x the file's steps, ~28 min on one core)"}),
+           {"model, command": "BGM, `--gin_file=bgm.gin --num_steps=60000` (4x the file's steps, ~25 min on one core)"}),
     Config("aumn_budget", ("cpu/aumn.gin",), (),
            {"model, command": "AUMN, `--gin_file=cpu/aumn.gin` (budget: 120 steps)"}),
     Config("aumn_paper", ("aumn.gin",), (), {"model, command": "AUMN, `--gin_file=aumn.gin` (paper file, 1,000 steps)"}),
