@@ -180,8 +180,10 @@ def test_lanes_train_runs_at_once_each_pinned_to_its_own_cpus(tmp_path, monkeypa
     time.sleep(0.3)
     with lock:
       del running[model_dir]
-    with open(os.path.join(model_dir, runner.RESULT), "w") as f:
+    # Written as the trainer does (inference.py: write_json_atomic): the other lane tables the runs meanwhile.
+    with open(os.path.join(model_dir, runner.RESULT + ".tmp"), "w") as f:
       json.dump({"tiou_thresholds": [0.5], "mAP": [0.25], "classification_mAP": 0.5}, f)
+    os.replace(os.path.join(model_dir, runner.RESULT + ".tmp"), os.path.join(model_dir, runner.RESULT))
     return 0
 
   monkeypatch.setattr(runner.subprocess, "call", fake_call)
