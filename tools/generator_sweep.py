@@ -111,7 +111,8 @@ def _summary(eval_result: dict) -> dict:
   networks = health.get("networks", health) if isinstance(health, dict) else {}
   out["attention"] = {
       name: {k: (round(v, 3) if isinstance(v, float) else v) for k, v in stats.items()
-             if k in ("mean", "share_below", "share_above", "median_video_auc", "median_mass_correlation")}
+             if k in ("mean", "share_below", "share_above", "median_video_auc", "median_mass_correlation",
+                      "median_video_auc_core", "median_video_auc_ends")}
       for name, stats in networks.items() if isinstance(stats, dict)}
   return out
 

@@ -14,7 +14,18 @@ whether that happened:
                 statistic from ranks, ties averaged (a constant attention scores 0.5). Videos whose segments are all
                 positive or all negative have no AUC: they are skipped and counted.
 
-A fourth number says *why* an attention may be uninformative:
+Two more AUCs say *which part* of the actions an attention misses (the papers' "temporal extent" and "completeness"
+arguments: an attention that finds only the most discriminative moments of an action, Nguyen'19 Sec. 1, HAM-Net
+Sec. 1):
+
+  median core AUC   the same per-video AUC with only the instances' middle halves as positives (segments whose
+                centre lies at least a quarter of the instance's length from both of its ends), against the same
+                negatives (segments outside every instance);
+  median ends AUC   with only the other positive segments (the outer quarters at each end) as positives.
+                A core AUC well above the ends AUC: the attention ranks the middles above background and the
+                beginnings and ends with it (BUILD_NOTES.md, "Session 9").
+
+A further number says *why* an attention may be uninformative:
 
   median mass correlation   the median over videos of the within-video Spearman rank correlation between the
                 attention and each segment's L1 feature mass (the sum of its non-negative features; for a network
@@ -90,6 +101,37 @@ def segment_positives(num_segments: int, gt_segments: np.ndarray, feature_rate: 
     return np.zeros(int(num_segments), bool)
   overlap = (starts[:, None] < gt[None, :, 1]) & (ends[:, None] > gt[None, :, 0])   # [T, S]
   return overlap.any(axis=1)
+
+
+def segment_instance_depth(num_segments: int, gt_segments: np.ndarray, feature_rate: float) -> np.ndarray:
+  """How deep inside a ground-truth instance each segment's centre lies: 0 at an end, 1 in the middle.
+
+  Segment t's centre is (t + 0.5) / rate seconds. Its depth in an instance [start, end] containing the centre is
+  min(centre - start, end - centre) / ((end - start) / 2); the maximum over instances; 0 where no instance contains
+  the centre (also for a segment that overlaps an instance only with its edge: `segment_positives` still counts it
+  as positive, and its depth 0 puts it with the instance's ends).
+
+  Args:
+    num_segments: T, the video's real segments.
+    gt_segments: [S, 2] instance (start, end) in seconds, any class; S may be 0.
+    feature_rate: segments per second.
+
+  Returns:
+    float [T] in [0, 1].
+  """
+  if feature_rate <= 0:
+    raise ValueError(f"feature_rate must be > 0, got {feature_rate}")
+  gt = np.asarray(gt_segments, np.float64).reshape(-1, 2)
+  centre = (np.arange(int(num_segments), dtype=np.float64) + 0.5) / feature_rate          # [T]
+  if gt.shape[0] == 0:
+    return np.zeros(int(num_segments))
+  half = np.maximum((gt[:, 1] - gt[:, 0]) / 2.0, 1e-12)                                  # [S]
+  depth = np.minimum(centre[:, None] - gt[None, :, 0], gt[None, :, 1] - centre[:, None]) / half[None, :]   # [T, S]
+  return np.clip(depth, 0.0, 1.0).max(axis=1)
+
+
+# A positive segment belongs to its instance's core (the middle half) at this depth or deeper, else to its ends.
+CORE_DEPTH = 0.5
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
@@ -193,15 +235,26 @@ class AttentionHealth:
     self._aucs = {n: [] for n in self.networks}
     self._skipped = {n: 0 for n in self.networks}
     self._mass_corrs = {n: [] for n in self.networks}
+    self._core_aucs = {n: [] for n in self.networks}
+    self._ends_aucs = {n: [] for n in self.networks}
 
   def update(self, network: str, attention: np.ndarray, positives: np.ndarray,
-             mass: Optional[np.ndarray] = None) -> Optional[float]:
+             mass: Optional[np.ndarray] = None, core: Optional[np.ndarray] = None) -> Optional[float]:
     """Adds one video: its attention [T], segment positives [T] and, optionally, the L1 feature mass [T] the
-    network reads (real segments only). Returns its AUC."""
+    network reads and which positives lie in an instance's core [T] bool (real segments only; see
+    `segment_instance_depth`). Returns its AUC."""
     attention = np.asarray(attention, np.float64).reshape(-1)
     if network not in self._sum:
       raise KeyError(f"unknown network {network!r}; scored networks are {self.networks}")
     auc = rank_auc(attention, positives)
+    if core is not None:
+      positives = np.asarray(positives, bool).reshape(-1)
+      core = np.asarray(core, bool).reshape(-1) & positives
+      for part, aucs in ((core, self._core_aucs[network]), (positives & ~core, self._ends_aucs[network])):
+        keep = part | ~positives                            # this part of the instances against the negatives
+        part_auc = rank_auc(attention[keep], part[keep])
+        if part_auc is not None:
+          aucs.append(part_auc)
     if mass is not None:
       corr = rank_correlation(attention, mass)
       if corr is not None:
@@ -221,6 +274,7 @@ class AttentionHealth:
     """Adds one video as `inference.predict_videos` yields it (info with num_segments and segments [S, 2] s; each
     network's outputs with "attention" [T] over the real segments)."""
     positives = segment_positives(info["num_segments"], info["segments"], feature_rate)
+    core = segment_instance_depth(info["num_segments"], info["segments"], feature_rate) >= CORE_DEPTH
     for network in self.networks:
       if "attention" not in outputs_by_network.get(network, {}):
         raise ValueError(f"video {info.get('video_id')}: network {network!r} has no 'attention' output")
@@ -232,12 +286,13 @@ class AttentionHealth:
       if mass is not None and mass.size != attention.size:
         raise ValueError(f"video {info.get('video_id')}: {mass.size} feature masses for {attention.size} "
                          f"attention values")
-      self.update(network, attention, positives, mass)
+      self.update(network, attention, positives, mass, core)
 
   def result(self) -> Dict:
     """{"low", "high", "networks": {network: {mean, share_below, share_above, num_segments, median_video_auc,
-    num_videos_auc, num_videos_skipped, median_mass_correlation, num_videos_mass}}}; median_video_auc is None
-    when no video has an AUC, median_mass_correlation when no video came with feature masses."""
+    num_videos_auc, num_videos_skipped, median_mass_correlation, num_videos_mass, median_video_auc_core,
+    median_video_auc_ends}}}; median_video_auc is None when no video has an AUC, median_mass_correlation when no
+    video came with feature masses, the core / ends AUCs when no video had that part and negatives."""
     networks = {}
     for n in self.networks:
       count = self._count[n]
@@ -252,6 +307,8 @@ class AttentionHealth:
           "num_videos_skipped": self._skipped[n],
           "median_mass_correlation": float(np.median(self._mass_corrs[n])) if self._mass_corrs[n] else None,
           "num_videos_mass": len(self._mass_corrs[n]),
+          "median_video_auc_core": float(np.median(self._core_aucs[n])) if self._core_aucs[n] else None,
+          "median_video_auc_ends": float(np.median(self._ends_aucs[n])) if self._ends_aucs[n] else None,
       }
     return {"low": self.low, "high": self.high, "networks": networks}
 
@@ -276,6 +333,8 @@ def format_result(result: Mapping) -> str:
     lines.append(f"  {name}: mean {r['mean']:.3f}, < {low:g}: {100 * r['share_below']:.1f}%, > {high:g}: "
                  f"{100 * r['share_above']:.1f}%, median AUC {auc} over {r['num_videos_auc']} videos "
                  f"({r['num_videos_skipped']} without both positive and negative segments skipped)"
+                 + ("" if r.get("median_video_auc_core") is None or r.get("median_video_auc_ends") is None else
+                    f"; instance cores {r['median_video_auc_core']:.3f} / ends {r['median_video_auc_ends']:.3f}")
                  + ("" if r.get("median_mass_correlation") is None else
                     f"; rank correlation with the feature mass {r['median_mass_correlation']:+.2f}"))
   return "\n".join(lines)

@@ -408,7 +408,9 @@ def _attention_health_summaries(writer, step: int, health: Dict, prefix: str) ->
   """An evaluation's attention health (attention_health.AttentionHealth.result()) as TensorBoard scalars."""
   names = {"mean": "attention_mean", "share_below": f"attention_below_{health['low']:g}",
            "share_above": f"attention_above_{health['high']:g}", "median_video_auc": "attention_median_video_auc",
-           "median_mass_correlation": "attention_mass_rank_correlation"}
+           "median_mass_correlation": "attention_mass_rank_correlation",
+           "median_video_auc_core": "attention_median_video_auc_core",
+           "median_video_auc_ends": "attention_median_video_auc_ends"}
   with writer.as_default(step=step):
     for network, values in health["networks"].items():
       for key, tag in names.items():

@@ -203,3 +203,40 @@ def test_guard_rejects_bad_settings():
     ah.CollapseGuard(low=0.9, high=0.1)
   with pytest.raises(ValueError, match="max_share"):
     ah.CollapseGuard(max_share=1.0)
+
+
+def test_segment_instance_depth_by_hand():
+  # rate 1/s: centres 0.5, 1.5, ..., 9.5. Instance [1, 9] (half length 4): centre 1.5 -> 0.5 / 4 = 0.125,
+  # 2.5 -> 0.375, 3.5 -> 0.625, 4.5 -> 0.875, 5.5 -> 0.875 (3.5 from the end), ...; 0.5 and 9.5 lie outside.
+  depth = ah.segment_instance_depth(10, np.array([[1.0, 9.0]]), 1.0)
+  np.testing.assert_allclose(depth, [0, 0.125, 0.375, 0.625, 0.875, 0.875, 0.625, 0.375, 0.125, 0])
+  # Two instances, the deeper one counts: centre 0.5 lies in [0, 4] at depth 0.5 / 2 = 0.25; centre 1.5 at depth
+  # 0.75 in [0, 4] and at the exact middle of [1, 2] (depth 1); centre 2.5 in [0, 4] only: 1.5 / 2 = 0.75.
+  depth = ah.segment_instance_depth(3, np.array([[0.0, 4.0], [1.0, 2.0]]), 1.0)
+  np.testing.assert_allclose(depth, [0.25, 1.0, 0.75])
+  np.testing.assert_array_equal(ah.segment_instance_depth(2, np.zeros((0, 2)), 1.0), [0, 0])
+  with pytest.raises(ValueError, match="feature_rate"):
+    ah.segment_instance_depth(2, np.zeros((0, 2)), -1.0)
+
+
+def test_attention_health_reports_core_and_ends_aucs():
+  # One video, rate 1/s, instance [1, 9]: positives 1..8; core (depth >= 0.5) 3..6, ends 1, 2, 7, 8; negatives 0, 9.
+  # rgb: core 0.9 each, ends 0.1 / 0.3 / 0.3 / 0.1, negatives 0.2, 0.2.
+  #   core vs negatives: all 4 x 2 = 8 pairs won -> 1.0; ends vs negatives: each 0.3 beats both (4 pairs), each 0.1
+  #   loses both: 4 / 8 = 0.5. Overall: 8 positives x 2 negatives = 16 pairs, 8 + 4 won: 0.75.
+  att = np.array([0.2, 0.1, 0.3, 0.9, 0.9, 0.9, 0.9, 0.3, 0.1, 0.2])
+  info = {"video_id": "v", "num_segments": 10, "segments": np.array([[1.0, 9.0]])}
+  health = ah.AttentionHealth(["rgb"])
+  health.update_video(info, {"rgb": {"attention": att}}, 1.0)
+  r = health.result()["networks"]["rgb"]
+  assert r["median_video_auc"] == pytest.approx(0.75)
+  assert r["median_video_auc_core"] == pytest.approx(1.0)
+  assert r["median_video_auc_ends"] == pytest.approx(0.5)
+  assert "instance cores 1.000 / ends 0.500" in ah.format_result(health.result())
+  # Without the core mask (update() called directly) the parts are not reported; nor for a video with no negatives.
+  plain = ah.AttentionHealth(["rgb"])
+  plain.update("rgb", att, att > 0.25)
+  plain.update("rgb", np.ones(3), np.ones(3, bool), core=np.array([1, 0, 1], bool))
+  r = plain.result()["networks"]["rgb"]
+  assert r["median_video_auc_core"] is None and r["median_video_auc_ends"] is None
+  assert "instance cores" not in ah.format_result(plain.result())
