@@ -66,10 +66,14 @@ def test_named_variants_load_merge_and_build():
       from stpn_tf.data import synthetic
       v8 = g.make_config(g.variant_overrides("V8", {}), synthetic.THUMOS14.num_videos) == synthetic.THUMOS14
       v11_core = g.make_config(v11, (("train", 2), ("test", 2))).context_core_share
-      print(json.dumps([v11, merged, errors, names, built, v8, v11_core]))
+      # V14 (session 9) is v4 with milder instance ends, nothing else.
+      import dataclasses
+      v14 = g.make_config(g.variant_overrides("V14", {}), synthetic.THUMOS14.num_videos) == dataclasses.replace(
+          synthetic.THUMOS14, class_edge_floor=0.5, class_ramp_fraction=0.25)
+      print(json.dumps([v11, merged, errors, names, built, v8, v11_core, v14]))
   """)
-  v11, merged, errors, names, built, v8, v11_core = out
-  assert v8 and v11_core == 0.0 and v11["preset"] == "thumos14_v3"
+  v11, merged, errors, names, built, v8, v11_core, v14 = out
+  assert v8 and v14 and v11_core == 0.0 and v11["preset"] == "thumos14_v3"
   assert v11["distractors_per_instance"] == 0.35 and v11["rgb"]["class_strength"] == 3.0
   assert merged["rgb"] == {**v11["rgb"], "scene_strength": 0.5} and merged["context_prob"] == 0.5
   assert merged["flow"] == v11["flow"]
