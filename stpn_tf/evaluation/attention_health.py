@@ -249,7 +249,10 @@ class AttentionHealth:
     auc = rank_auc(attention, positives)
     if core is not None:
       positives = np.asarray(positives, bool).reshape(-1)
-      core = np.asarray(core, bool).reshape(-1) & positives
+      core = np.asarray(core, bool).reshape(-1)
+      if core.shape != positives.shape:
+        raise ValueError(f"network {network!r}: core mask has {core.size} segments, positives {positives.size}")
+      core = core & positives
       for part, aucs in ((core, self._core_aucs[network]), (positives & ~core, self._ends_aucs[network])):
         keep = part | ~positives                            # this part of the instances against the negatives
         part_auc = rank_auc(attention[keep], part[keep])

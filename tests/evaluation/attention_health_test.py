@@ -240,3 +240,9 @@ def test_attention_health_reports_core_and_ends_aucs():
   r = plain.result()["networks"]["rgb"]
   assert r["median_video_auc_core"] is None and r["median_video_auc_ends"] is None
   assert "instance cores" not in ah.format_result(plain.result())
+
+
+def test_attention_health_rejects_a_core_mask_of_another_length():
+  health = ah.AttentionHealth(["rgb"])
+  with pytest.raises(ValueError, match="core mask has 2 segments, positives 3"):
+    health.update("rgb", np.zeros(3), np.array([1, 0, 0], bool), core=np.ones(2, bool))
